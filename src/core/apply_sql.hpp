@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ * apply_sql.hpp
+ *    SQL text the worker sends to the modern database to apply one batch
+ *    of changes to one table set-wise: COPY into a temporary staging table,
+ *    then keep only the newest change per key, delete the keys whose newest
+ *    change is a delete and upsert the rest.
+ *
+ * Collapsing to the newest change per key is exact because every change
+ * carries the complete new row image (or, for a delete, the key), and the
+ * staging order _dw_ord is the capture order, which for one key is its
+ * commit order (see outbox/outbox.hpp).
+ *
+ * IDENTIFICATION  src/core/apply_sql.hpp
+ *-------------------------------------------------------------------------
+ */
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pgdw::core {
+
+/* What the worker knows about one target table. */
+struct TargetShape {
+	std::string schema;               /* target schema (never empty) */
+	std::string table;                /* target table name */
+	std::vector<std::string> columns; /* target columns, in staging/COPY order */
+	std::vector<size_t> key;          /* indexes into columns forming the key */
+	std::string stage;                /* name of the temp staging table */
+};
+
+/* Staging columns that precede the table's own columns. */
+constexpr const char *kOrdColumn = "_dw_ord";
+constexpr const char *kOpColumn = "_dw_op";
+
+/* "schema"."table" */
+std::string QualifiedTarget(const TargetShape &t);
+
+/* CREATE TEMP TABLE IF NOT EXISTS for the staging table (typed like the target). */
+std::string StageCreateSql(const TargetShape &t);
+
+/* COPY pg_temp.stage (_dw_ord, _dw_op, cols...) FROM STDIN */
+std::string StageCopySql(const TargetShape &t);
+
+/* DELETE of the keys whose newest staged change is a delete ('D'). */
+std::string ApplyDeleteSql(const TargetShape &t);
+
+/* INSERT .. ON CONFLICT (key) DO UPDATE of the newest non-delete image per key. */
+std::string ApplyUpsertSql(const TargetShape &t);
+
+/* TRUNCATE of the target (a captured TRUNCATE). */
+std::string ApplyTruncateSql(const TargetShape &t);
+
+/* Bootstrap of the remote progress table (idempotent). */
+std::string ProgressBootstrapSql();
+
+/* Read the progress row of one origin. */
+std::string ProgressSelectSql(const std::string &origin);
+
+/*
+ * Upsert of the progress row, sent in the same remote transaction as the
+ * data it describes: that is what makes a replayed batch detectable.
+ */
+std::string ProgressUpsertSql(const std::string &origin, const std::string &done_snapshot,
+                              const std::string &cur_snapshot, const std::string &pos_lsn,
+                              const std::string &pos_txid, int pos_seq);
+
+} // namespace pgdw::core
+
+#include "core/cpp_only.hpp"

@@ -1,0 +1,56 @@
+/*-------------------------------------------------------------------------
+ * copy_text.cpp
+ *    COPY text-format escaping (see copy_text.hpp).
+ *
+ * IDENTIFICATION  src/core/copy_text.cpp
+ *-------------------------------------------------------------------------
+ */
+#include "core/copy_text.hpp"
+
+#include <cstring>
+
+namespace pgdw::core {
+
+void
+AppendCopyField(std::string &out, const char *value, size_t len)
+{
+	/* Fast path: copy runs of bytes that need no escaping in one append. */
+	size_t start = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = value[i];
+		const char *esc = nullptr;
+		switch (c) {
+		case '\\': esc = "\\\\"; break;
+		case '\t': esc = "\\t"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		default: continue;
+		}
+		out.append(value + start, i - start);
+		out.append(esc, 2);
+		start = i + 1;
+	}
+	out.append(value + start, len - start);
+}
+
+std::string
+DecodeCopyField(const std::string &field)
+{
+	std::string out;
+	for (size_t i = 0; i < field.size(); i++) {
+		if (field[i] != '\\' || i + 1 == field.size()) {
+			out.push_back(field[i]);
+			continue;
+		}
+		char n = field[++i];
+		switch (n) {
+		case 't': out.push_back('\t'); break;
+		case 'n': out.push_back('\n'); break;
+		case 'r': out.push_back('\r'); break;
+		default: out.push_back(n); break;
+		}
+	}
+	return out;
+}
+
+} // namespace pgdw::core

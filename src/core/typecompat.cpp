@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ * typecompat.cpp
+ *    Column type compatibility rule (see typecompat.hpp).
+ *
+ * IDENTIFICATION  src/core/typecompat.cpp
+ *-------------------------------------------------------------------------
+ */
+#include "core/typecompat.hpp"
+
+namespace pgdw::core {
+
+bool
+TypesCompatible(const ColumnType &legacy, const ColumnType &modern)
+{
+	if (legacy.name == modern.name)
+		return true;
+	if (modern.category == 'S')
+		return true;
+	return legacy.category == 'N' && modern.category == 'N';
+}
+
+} // namespace pgdw::core
