@@ -21,7 +21,8 @@ override autodepend = yes
 override with_llvm = no
 
 PG_CPPFLAGS  = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir)
-PG_CXXFLAGS  = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+# -Wno-register: PostgreSQL 15's s_lock.h and arch-x86.h use `register` (P3).
+PG_CXXFLAGS  = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
 ifdef ERROR_ON_WARNING
 PG_CXXFLAGS += -Werror
 endif

@@ -146,3 +146,6 @@ ProgressUpsertSql(const std::string &origin, const std::string &done_snapshot, c
 }
 
 } // namespace pgdw::core
+
+/* Proof that core/ stays PostgreSQL-free (see cpp_only.hpp). */
+#include "core/cpp_only.hpp"

@@ -67,4 +67,3 @@ std::string ProgressUpsertSql(const std::string &origin, const std::string &done
 
 } // namespace pgdw::core
 
-#include "core/cpp_only.hpp"

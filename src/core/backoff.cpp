@@ -25,3 +25,6 @@ BackoffDelayMs(uint32_t attempt, uint32_t min_ms, uint32_t max_ms)
 }
 
 } // namespace pgdw::core
+
+/* Proof that core/ stays PostgreSQL-free (see cpp_only.hpp). */
+#include "core/cpp_only.hpp"

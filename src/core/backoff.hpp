@@ -20,4 +20,3 @@ uint32_t BackoffDelayMs(uint32_t attempt, uint32_t min_ms, uint32_t max_ms);
 
 } // namespace pgdw::core
 
-#include "core/cpp_only.hpp"

@@ -54,3 +54,6 @@ DecodeCopyField(const std::string &field)
 }
 
 } // namespace pgdw::core
+
+/* Proof that core/ stays PostgreSQL-free (see cpp_only.hpp). */
+#include "core/cpp_only.hpp"

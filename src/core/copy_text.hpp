@@ -32,4 +32,3 @@ std::string DecodeCopyField(const std::string &field);
 
 } // namespace pgdw::core
 
-#include "core/cpp_only.hpp"

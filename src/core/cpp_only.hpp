@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  * cpp_only.hpp
- *    Compile-time proof that a core/ header stays PostgreSQL-free: include
- *    it last in every core header.  core/ is unit-tested without a server.
+ *    Compile-time proof that core/ stays PostgreSQL-free: every core .cpp
+ *    includes it last, so it fails to compile if anything it includes pulled
+ *    in postgres.h.  core/ headers stay includable from backend code, and
+ *    core/ is unit-tested without a server.
  *
  * IDENTIFICATION  src/core/cpp_only.hpp
  *-------------------------------------------------------------------------

@@ -104,3 +104,6 @@ SplitQualifiedName(std::string_view text, std::string &schema, std::string &name
 }
 
 } // namespace pgdw::core
+
+/* Proof that core/ stays PostgreSQL-free (see cpp_only.hpp). */
+#include "core/cpp_only.hpp"

@@ -29,4 +29,3 @@ bool SplitQualifiedName(std::string_view text, std::string &schema, std::string 
 
 } // namespace pgdw::core
 
-#include "core/cpp_only.hpp"

@@ -20,3 +20,6 @@ TypesCompatible(const ColumnType &legacy, const ColumnType &modern)
 }
 
 } // namespace pgdw::core
+
+/* Proof that core/ stays PostgreSQL-free (see cpp_only.hpp). */
+#include "core/cpp_only.hpp"

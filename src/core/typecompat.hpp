@@ -30,4 +30,3 @@ bool TypesCompatible(const ColumnType &legacy, const ColumnType &modern);
 
 } // namespace pgdw::core
 
-#include "core/cpp_only.hpp"

@@ -1,0 +1,210 @@
+/* pg_dualwrite--1.0.sql: pg_dualwrite install script */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION pg_dualwrite" to load this file. \quit
+
+-- The extension creates and owns its schema (no IF NOT EXISTS): nobody else
+-- can have planted objects in it, and its functions pin search_path anyway.
+CREATE SCHEMA dualwrite;
+REVOKE ALL ON SCHEMA dualwrite FROM PUBLIC;
+COMMENT ON SCHEMA dualwrite IS 'pg_dualwrite: dual write of row changes to a modern database';
+
+------------------------------------------------------------------------------
+-- Catalog: the flagged tables.  Dumped by pg_dump (pg_extension_config_dump)
+-- so a restored database keeps its configuration; regclass dumps as a name.
+------------------------------------------------------------------------------
+CREATE TABLE dualwrite.tables (
+    tbl           regclass    PRIMARY KEY,
+    mode          text        NOT NULL CHECK (mode IN ('async', 'sync')),
+    target_server name        NOT NULL,
+    target_table  text        NOT NULL,   -- "schema"."table" on the modern side
+    column_map    jsonb,                  -- {"legacy_column": "modern_column" | null}
+    enabled_by    name        NOT NULL,   -- whose user mapping delivers
+    enabled_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('dualwrite.tables', '');
+COMMENT ON TABLE dualwrite.tables IS 'Tables whose changes pg_dualwrite captures (managed by dualwrite.enable/disable)';
+
+------------------------------------------------------------------------------
+-- Outbox: three generations, appended to by the capture trigger (heap_insert,
+-- no index), drained by the worker and truncated once delivered.  Not dumped:
+-- changes pending at dump time belong to the source cluster.
+------------------------------------------------------------------------------
+CREATE TABLE dualwrite._outbox_0 (
+    txid  xid8        NOT NULL,  -- top-level transaction
+    lsn   pg_lsn      NOT NULL,  -- WAL position at capture: per-key commit order
+    seq   integer     NOT NULL,  -- tie-break within one backend
+    ts    timestamptz NOT NULL,  -- transaction start, for lag
+    relid oid         NOT NULL,  -- captured relation (a partition, for partitioned tables)
+    op    "char"      NOT NULL,  -- I U D T
+    data  bytea                  -- heap tuple image, TOAST inlined
+) WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false);
+-- Images are compressed already where the table compresses them.
+ALTER TABLE dualwrite._outbox_0 ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE TABLE dualwrite._outbox_1 (LIKE dualwrite._outbox_0 INCLUDING STORAGE)
+    WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false);
+CREATE TABLE dualwrite._outbox_2 (LIKE dualwrite._outbox_0 INCLUDING STORAGE)
+    WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false);
+REVOKE ALL ON dualwrite._outbox_0, dualwrite._outbox_1, dualwrite._outbox_2 FROM PUBLIC;
+
+-- Local copy of the delivery progress of each target server, written by the
+-- worker after the same progress committed on the modern side (so it is never
+-- ahead of the truth there).  Rows visible in done_snapshot are applied; of
+-- the rows visible in cur_snapshot but not in done_snapshot, those up to
+-- (pos_lsn, pos_txid, pos_seq) are applied.
+CREATE TABLE dualwrite._progress (
+    server        name        PRIMARY KEY,
+    done_snapshot pg_snapshot NOT NULL,
+    cur_snapshot  pg_snapshot,
+    pos_lsn       pg_lsn,
+    pos_txid      xid8,
+    pos_seq       integer,
+    updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- Per-table delivery counters (advisory: not exact across a worker crash).
+CREATE TABLE dualwrite._table_stats (
+    relid           oid         PRIMARY KEY,
+    applied         bigint      NOT NULL DEFAULT 0,
+    failures        bigint      NOT NULL DEFAULT 0,
+    last_applied_at timestamptz,
+    last_error      text,
+    last_error_at   timestamptz
+);
+REVOKE ALL ON dualwrite._progress, dualwrite._table_stats FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Capture triggers and the foreign-data wrapper
+------------------------------------------------------------------------------
+CREATE FUNCTION dualwrite._capture() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'dualwrite_capture' LANGUAGE C;
+CREATE FUNCTION dualwrite._capture_truncate() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'dualwrite_capture_truncate' LANGUAGE C;
+REVOKE ALL ON FUNCTION dualwrite._capture(), dualwrite._capture_truncate() FROM PUBLIC;
+
+CREATE FUNCTION dualwrite._fdw_validator(text[], oid) RETURNS void
+    AS 'MODULE_PATHNAME', 'dualwrite_fdw_validator' LANGUAGE C STRICT;
+-- Validator only, like dblink_fdw: the server and user mapping describe where
+-- the modern database is and who we are there; no foreign tables.
+CREATE FOREIGN DATA WRAPPER dualwrite VALIDATOR dualwrite._fdw_validator;
+COMMENT ON FOREIGN DATA WRAPPER dualwrite IS 'modern databases that pg_dualwrite delivers to';
+
+------------------------------------------------------------------------------
+-- Configuration functions (superuser, or roles granted EXECUTE)
+------------------------------------------------------------------------------
+CREATE FUNCTION dualwrite.enable(
+    tbl           regclass,
+    mode          text  DEFAULT pg_catalog.current_setting('dualwrite.default_mode'),
+    target_table  text  DEFAULT NULL,
+    column_map    jsonb DEFAULT NULL,
+    target_server name  DEFAULT NULL)
+RETURNS void
+    AS 'MODULE_PATHNAME', 'dualwrite_enable' LANGUAGE C
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name) IS
+    'validate a table against its modern target and start capturing its changes';
+
+CREATE FUNCTION dualwrite.disable(tbl regclass) RETURNS void
+    AS 'MODULE_PATHNAME', 'dualwrite_disable' LANGUAGE C STRICT
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.disable(regclass) IS
+    'stop capturing a table; its undelivered changes are discarded';
+
+REVOKE ALL ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name), dualwrite.disable(regclass) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Status
+------------------------------------------------------------------------------
+CREATE FUNCTION dualwrite._worker_info(
+    OUT datname name, OUT pid integer, OUT state text, OUT state_since timestamptz,
+    OUT last_batch_at timestamptz, OUT applied bigint, OUT last_error text, OUT last_error_at timestamptz)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'dualwrite_worker_info' LANGUAGE C;
+
+CREATE FUNCTION dualwrite._wake() RETURNS void
+    AS 'MODULE_PATHNAME', 'dualwrite_wake' LANGUAGE C;
+
+-- Every captured change not yet applied on its modern server (committed
+-- changes only: MVCC hides aborted and in-progress ones).
+CREATE VIEW dualwrite._pending AS
+WITH rel AS (
+    SELECT DISTINCT p.relid, t.tbl, t.target_server
+    FROM dualwrite.tables t
+    CROSS JOIN LATERAL (SELECT t.tbl::oid AS relid
+                        UNION SELECT pt.relid::oid FROM pg_catalog.pg_partition_tree(t.tbl) pt) p
+), o AS (
+    SELECT 0 AS gen, * FROM dualwrite._outbox_0
+    UNION ALL SELECT 1, * FROM dualwrite._outbox_1
+    UNION ALL SELECT 2, * FROM dualwrite._outbox_2
+)
+SELECT o.gen, r.tbl, r.target_server, o.txid, o.lsn, o.seq, o.ts, o.op
+FROM o
+JOIN rel r ON r.relid OPERATOR(pg_catalog.=) o.relid
+LEFT JOIN dualwrite._progress p ON p.server OPERATOR(pg_catalog.=) r.target_server
+WHERE p.server IS NULL
+   OR NOT (pg_catalog.pg_visible_in_snapshot(o.txid, p.done_snapshot)
+           OR (p.cur_snapshot IS NOT NULL
+               AND pg_catalog.pg_visible_in_snapshot(o.txid, p.cur_snapshot)
+               AND (o.lsn, o.txid, o.seq) OPERATOR(pg_catalog.<=) (p.pos_lsn, p.pos_txid, p.pos_seq)));
+REVOKE ALL ON dualwrite._pending FROM PUBLIC;
+
+CREATE VIEW dualwrite.status AS
+SELECT t.tbl                                           AS table_name,
+       t.mode,
+       t.target_server,
+       t.target_table,
+       COALESCE(s.applied, 0) + COALESCE(q.queued, 0)  AS captured,
+       COALESCE(s.applied, 0)                          AS applied,
+       COALESCE(q.queued, 0)                           AS queued,
+       COALESCE(s.failures, 0)                         AS failed,
+       q.oldest                                        AS oldest_pending,
+       COALESCE(pg_catalog.now() - q.oldest, interval '0') AS lag,
+       s.last_applied_at,
+       s.last_error,
+       s.last_error_at
+FROM dualwrite.tables t
+LEFT JOIN dualwrite._table_stats s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
+LEFT JOIN (SELECT p.tbl, pg_catalog.count(*) AS queued, pg_catalog.min(p.ts) AS oldest
+           FROM dualwrite._pending p GROUP BY p.tbl) q ON q.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid;
+COMMENT ON VIEW dualwrite.status IS
+    'per flagged table: captured, applied, queued and failed changes, lag and the last error';
+REVOKE ALL ON dualwrite.status FROM PUBLIC;
+
+CREATE VIEW dualwrite.workers AS
+SELECT w.datname, w.pid, w.state, w.state_since, w.last_batch_at, w.applied, w.last_error, w.last_error_at
+FROM dualwrite._worker_info() w;
+COMMENT ON VIEW dualwrite.workers IS 'per database: the delivery worker''s state and its last batch';
+REVOKE ALL ON dualwrite.workers FROM PUBLIC;
+
+-- Wait until every change committed before the call is applied on the modern
+-- side.  Changes of the calling transaction itself are not waited for (they
+-- cannot be delivered before it commits).  Call it outside a REPEATABLE READ
+-- transaction: it must see the worker's progress as it moves.
+CREATE FUNCTION dualwrite.wait_for_delivery(timeout interval DEFAULT interval '60 seconds')
+RETURNS boolean LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    snap     pg_snapshot := pg_current_snapshot();
+    me       xid8        := pg_current_xact_id_if_assigned();
+    deadline timestamptz := clock_timestamp() + timeout;
+BEGIN
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM dualwrite._pending p
+                       WHERE pg_visible_in_snapshot(p.txid, snap)
+                         AND p.txid IS DISTINCT FROM me) THEN
+            RETURN true;
+        END IF;
+        IF clock_timestamp() >= deadline THEN
+            RETURN false;
+        END IF;
+        PERFORM pg_sleep(0.02);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dualwrite.wait_for_delivery(interval) IS
+    'wait until every change committed before the call is applied on the modern side; false on timeout';
+REVOKE ALL ON FUNCTION dualwrite.wait_for_delivery(interval) FROM PUBLIC;
+
+-- A new database with pg_dualwrite: let the launcher start its worker now.
+SELECT dualwrite._wake();

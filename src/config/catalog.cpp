@@ -1,0 +1,273 @@
+/*-------------------------------------------------------------------------
+ * catalog.cpp
+ *    dualwrite.tables access and delivery shapes (see catalog.hpp).
+ *
+ * Plain PostgreSQL code: frames hold only trivially destructible locals.
+ *
+ * IDENTIFICATION  src/config/catalog.cpp
+ *-------------------------------------------------------------------------
+ */
+#include "config/catalog.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "nodes/bitmapset.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+#include "utils/varlena.h"
+}
+
+namespace pgdw::config {
+
+/* typname and typcategory of a column's type, domains resolved to their base. */
+static void
+TypeNameAndCategory(Oid typid, const char **name, char *category)
+{
+	Oid base = getBaseType(typid);
+	HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(base));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", base);
+	Form_pg_type typ = reinterpret_cast<Form_pg_type>(GETSTRUCT(tup));
+	*name = pstrdup(NameStr(typ->typname));
+	*category = typ->typcategory;
+	ReleaseSysCache(tup);
+}
+
+/* Apply column_map: set modern names, or NULL to leave a column out. */
+static void
+ApplyColumnMap(Relation rel, ColumnConfig *cols, int ncols, Jsonb *map)
+{
+	const char *relname = RelationGetRelationName(rel);
+	if (!JB_ROOT_IS_OBJECT(map) || JB_ROOT_IS_SCALAR(map))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("column_map must be a JSON object"),
+		                errhint("Example: '{\"legacy_column\": \"modern_column\", \"dropped_column\": null}'.")));
+	JsonbIterator *it = JsonbIteratorInit(&map->root);
+	JsonbValue v;
+	JsonbIteratorToken tok;
+	char *key = nullptr;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
+		if (tok == WJB_KEY) {
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		ColumnConfig *col = nullptr;
+		for (int i = 0; i < ncols; i++)
+			if (strcmp(cols[i].legacy_name, key) == 0)
+				col = &cols[i];
+		if (col == nullptr)
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+			                errmsg("column_map names column \"%s\", which table \"%s\" does not send", key, relname),
+			                errdetail("Keys of column_map are legacy column names; generated columns are never sent.")));
+		if (v.type == jbvNull) {
+			if (col->is_key)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				                errmsg("key column \"%s\" of table \"%s\" cannot be left out", key, relname),
+				                errdetail("Changes are applied by key on the modern side.")));
+			col->modern_name = nullptr;
+		} else if (v.type == jbvString && v.val.string.len > 0)
+			col->modern_name = pnstrdup(v.val.string.val, v.val.string.len);
+		else
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			                errmsg("column_map value for column \"%s\" must be a column name or null", key)));
+	}
+}
+
+TableConfig *
+BuildTableConfig(Relation rel, const char *server, const char *target_table, Jsonb *column_map)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	TableConfig *cfg = static_cast<TableConfig *>(palloc0(sizeof(TableConfig)));
+	cfg->relid = RelationGetRelid(rel);
+	cfg->target_server = pstrdup(server);
+
+	if (target_table != nullptr) {
+		List *names = stringToQualifiedNameList(target_table);
+		if (list_length(names) == 1) {
+			cfg->target_schema = get_namespace_name(RelationGetNamespace(rel));
+			cfg->target_name = strVal(linitial(names));
+		} else if (list_length(names) == 2) {
+			cfg->target_schema = strVal(linitial(names));
+			cfg->target_name = strVal(lsecond(names));
+		} else
+			ereport(ERROR, (errcode(ERRCODE_INVALID_NAME), errmsg("invalid target table name \"%s\"", target_table),
+			                errhint("Give schema.table or table.")));
+	} else {
+		cfg->target_schema = get_namespace_name(RelationGetNamespace(rel));
+		cfg->target_name = pstrdup(RelationGetRelationName(rel));
+	}
+	cfg->target_display = quote_qualified_identifier(cfg->target_schema, cfg->target_name);
+
+	Bitmapset *key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	ColumnConfig *cols = static_cast<ColumnConfig *>(palloc0(sizeof(ColumnConfig) * (desc->natts + 1)));
+	int n = 0;
+	for (int i = 0; i < desc->natts; i++) {
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		if (att->attisdropped || att->attgenerated != '\0')
+			continue; /* generated columns are computed by the modern side */
+		ColumnConfig *c = &cols[n++];
+		c->attnum = att->attnum;
+		c->legacy_name = pstrdup(NameStr(att->attname));
+		c->modern_name = c->legacy_name;
+		c->is_key = bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, key);
+		TypeNameAndCategory(att->atttypid, &c->type_name, &c->type_category);
+	}
+	if (column_map != nullptr)
+		ApplyColumnMap(rel, cols, n, column_map);
+	/* Drop the columns mapped to null. */
+	int kept = 0;
+	for (int i = 0; i < n; i++)
+		if (cols[i].modern_name != nullptr)
+			cols[kept++] = cols[i];
+	cfg->columns = cols;
+	cfg->ncolumns = kept;
+	return cfg;
+}
+
+const char *
+KeyColumnList(const TableConfig *cfg)
+{
+	StringInfoData buf;
+	initStringInfo(&buf);
+	for (int i = 0; i < cfg->ncolumns; i++)
+		if (cfg->columns[i].is_key)
+			appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", quote_identifier(cfg->columns[i].legacy_name));
+	return buf.data;
+}
+
+/* Run one SPI statement with an oid parameter; returns SPI_processed. */
+static uint64
+SpiWithOid(const char *sql, Oid relid, int expected)
+{
+	Oid types[1] = {OIDOID};
+	Datum values[1] = {ObjectIdGetDatum(relid)};
+	int rc = SPI_execute_with_args(sql, 1, types, values, nullptr, false, 0);
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_with_args failed (%d): %s", rc, sql);
+	return SPI_processed;
+}
+
+bool
+IsEnabled(Oid relid)
+{
+	SPI_connect();
+	bool found = SpiWithOid("SELECT 1 FROM dualwrite.tables WHERE tbl::oid = $1", relid, SPI_OK_SELECT) > 0;
+	SPI_finish();
+	return found;
+}
+
+void
+InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *column_map)
+{
+	Oid types[6] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID};
+	Datum values[6] = {ObjectIdGetDatum(relid),
+	                   CStringGetTextDatum(mode),
+	                   CStringGetTextDatum(cfg->target_server),
+	                   CStringGetTextDatum(cfg->target_display),
+	                   column_map != nullptr ? JsonbPGetDatum(column_map) : (Datum) 0,
+	                   CStringGetTextDatum(GetUserNameFromId(GetUserId(), false))};
+	char nulls[6] = {' ', ' ', ' ', ' ', column_map != nullptr ? ' ' : 'n', ' '};
+	SPI_connect();
+	if (SPI_execute_with_args("INSERT INTO dualwrite.tables (tbl, mode, target_server, target_table, column_map, "
+	                          "enabled_by) VALUES ($1::regclass, $2, $3::name, $4, $5, $6::name)",
+	                          6, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record table in dualwrite.tables");
+	SpiWithOid("INSERT INTO dualwrite._table_stats (relid) VALUES ($1) ON CONFLICT (relid) DO UPDATE SET "
+	           "applied = 0, failures = 0, last_applied_at = NULL, last_error = NULL, last_error_at = NULL",
+	           relid, SPI_OK_INSERT);
+	SPI_finish();
+}
+
+static void
+RunDdl(const char *fmt, Relation rel)
+{
+	const char *qualified =
+	    quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)), RelationGetRelationName(rel));
+	SPI_connect();
+	if (SPI_execute(psprintf(fmt, qualified), false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not run trigger DDL on %s", qualified);
+	SPI_finish();
+}
+
+void
+CreateCaptureTriggers(Relation rel)
+{
+	RunDdl("CREATE TRIGGER dualwrite_capture AFTER INSERT OR UPDATE OR DELETE ON %s "
+	       "FOR EACH ROW EXECUTE FUNCTION dualwrite._capture()",
+	       rel);
+	RunDdl("CREATE TRIGGER dualwrite_capture_truncate AFTER TRUNCATE ON %s "
+	       "FOR EACH STATEMENT EXECUTE FUNCTION dualwrite._capture_truncate()",
+	       rel);
+}
+
+void
+DropCaptureTriggers(Relation rel)
+{
+	RunDdl("DROP TRIGGER IF EXISTS dualwrite_capture ON %s", rel);
+	RunDdl("DROP TRIGGER IF EXISTS dualwrite_capture_truncate ON %s", rel);
+}
+
+int64
+DeleteTableRow(Oid relid)
+{
+	SPI_connect();
+	SpiWithOid("SELECT count(*) FROM dualwrite._pending WHERE tbl::oid = $1", relid, SPI_OK_SELECT);
+	bool isnull;
+	int64 pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	uint64 deleted = SpiWithOid("DELETE FROM dualwrite.tables WHERE tbl::oid = $1", relid, SPI_OK_DELETE);
+	SpiWithOid("DELETE FROM dualwrite._table_stats WHERE relid = $1", relid, SPI_OK_DELETE);
+	SPI_finish();
+	return deleted == 0 ? -1 : pending;
+}
+
+TableConfig **
+LoadAll(int *count)
+{
+	SPI_connect();
+	if (SPI_execute("SELECT tbl::oid, target_server::text, target_table, column_map, enabled_by::text "
+	                "FROM dualwrite.tables ORDER BY 1",
+	                true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read dualwrite.tables");
+	int n = static_cast<int>(SPI_processed);
+	/* SPI_palloc: the results must outlive SPI_finish (caller's context). */
+	Oid *relids = static_cast<Oid *>(SPI_palloc(sizeof(Oid) * (n + 1)));
+	char **servers = static_cast<char **>(SPI_palloc(sizeof(char *) * (n + 1)));
+	char **targets = static_cast<char **>(SPI_palloc(sizeof(char *) * (n + 1)));
+	char **owners = static_cast<char **>(SPI_palloc(sizeof(char *) * (n + 1)));
+	Jsonb **maps = static_cast<Jsonb **>(SPI_palloc(sizeof(Jsonb *) * (n + 1)));
+	for (int i = 0; i < n; i++) {
+		HeapTuple t = SPI_tuptable->vals[i];
+		TupleDesc d = SPI_tuptable->tupdesc;
+		bool isnull;
+		relids[i] = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
+		servers[i] = static_cast<char *>(SPI_palloc(NAMEDATALEN * 2));
+		strlcpy(servers[i], SPI_getvalue(t, d, 2), NAMEDATALEN * 2);
+		char *target = SPI_getvalue(t, d, 3);
+		targets[i] = static_cast<char *>(SPI_palloc(strlen(target) + 1));
+		strcpy(targets[i], target);
+		char *owner = SPI_getvalue(t, d, 5);
+		owners[i] = static_cast<char *>(SPI_palloc(strlen(owner) + 1));
+		strcpy(owners[i], owner);
+		Datum map = SPI_getbinval(t, d, 4, &isnull);
+		maps[i] = nullptr;
+		if (!isnull) {
+			Jsonb *jb = DatumGetJsonbP(map);
+			maps[i] = static_cast<Jsonb *>(SPI_palloc(VARSIZE(jb)));
+			memcpy(maps[i], jb, VARSIZE(jb));
+		}
+	}
+	SPI_finish();
+
+	TableConfig **all = static_cast<TableConfig **>(palloc0(sizeof(TableConfig *) * (n + 1)));
+	for (int i = 0; i < n; i++) {
+		Relation rel = table_open(relids[i], AccessShareLock);
+		all[i] = BuildTableConfig(rel, servers[i], targets[i], maps[i]);
+		all[i]->enabled_by = owners[i];
+		table_close(rel, NoLock);
+	}
+	*count = n;
+	return all;
+}
+
+} // namespace pgdw::config

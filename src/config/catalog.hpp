@@ -1,0 +1,64 @@
+/*-------------------------------------------------------------------------
+ * catalog.hpp
+ *    The flagged-table catalog (dualwrite.tables) and the shape of each
+ *    table's delivery: which columns go where, which form the key.
+ *
+ * All structures are palloc'd in the current memory context; functions
+ * raise PostgreSQL errors.
+ *
+ * IDENTIFICATION  src/config/catalog.hpp
+ *-------------------------------------------------------------------------
+ */
+#pragma once
+
+#include "pg/pg.hpp"
+
+extern "C" {
+#include "utils/jsonb.h"
+}
+
+namespace pgdw::config {
+
+/* One legacy column that is sent. */
+struct ColumnConfig {
+	AttrNumber attnum;       /* in the flagged (parent) table */
+	const char *legacy_name;
+	const char *modern_name;
+	const char *type_name;   /* pg_type.typname of the (base) type */
+	char type_category;      /* pg_type.typcategory */
+	bool is_key;
+};
+
+/* How one flagged table is delivered. */
+struct TableConfig {
+	Oid relid;
+	const char *target_server;
+	const char *target_schema;
+	const char *target_name;
+	const char *target_display; /* schema.name, quoted as needed */
+	const char *enabled_by;     /* role whose user mapping is used */
+	int ncolumns;
+	ColumnConfig *columns;      /* sent columns, in attnum order */
+};
+
+/*
+ * Work out the delivery shape of `rel`: its non-generated columns renamed or
+ * left out by column_map, its replica-identity key, and the target name
+ * (target_table, or the legacy schema and name).  Raises on a bad map.
+ */
+TableConfig *BuildTableConfig(Relation rel, const char *server, const char *target_table, Jsonb *column_map);
+
+/* "a, b" — the key's legacy column names, for messages. */
+const char *KeyColumnList(const TableConfig *cfg);
+
+bool IsEnabled(Oid relid);
+void InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *column_map);
+void CreateCaptureTriggers(Relation rel);
+/* Delete the catalog row; returns the number of undelivered changes, or -1 if not enabled. */
+int64 DeleteTableRow(Oid relid);
+void DropCaptureTriggers(Relation rel);
+
+/* Every flagged table's configuration (relations are opened with AccessShareLock). */
+TableConfig **LoadAll(int *count);
+
+} // namespace pgdw::config

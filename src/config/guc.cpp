@@ -1,0 +1,115 @@
+/*-------------------------------------------------------------------------
+ * guc.cpp
+ *    Definition of the dualwrite.* settings.
+ *
+ * Contexts are a design decision (STYLE.md 3.5): what only the worker
+ * reads between rounds is PGC_SIGHUP; what decides where changes go is
+ * PGC_SUSET and GUC_SUPERUSER_ONLY (it names servers, and a user able to
+ * change it could send their changes elsewhere).  All check hooks explain a
+ * rejected value; no assign hook can fail.
+ *
+ * IDENTIFICATION  src/config/guc.cpp
+ *-------------------------------------------------------------------------
+ */
+#include "config/guc.hpp"
+
+#include "pg/pg.hpp"
+
+namespace pgdw::guc {
+
+char *target_server = nullptr;
+int default_mode = kModeAsync;
+int batch_size = 10000;
+int naptime_ms = 100;
+int retry_backoff_min_ms = 200;
+int retry_backoff_max_ms = 30000;
+int rotate_interval_s = 10;
+int connect_timeout_s = 10;
+
+static const struct config_enum_entry mode_options[] = {
+	{"async", kModeAsync, false},
+	{"sync", kModeSync, false},
+	{nullptr, 0, false},
+};
+
+const char *
+ModeName(int mode)
+{
+	return mode == kModeSync ? "sync" : "async";
+}
+
+/* A server name must be a valid identifier; existence is checked by enable(). */
+static bool
+CheckTargetServer(char **newval, void **extra, GucSource source)
+{
+	if (*newval != nullptr && strlen(*newval) >= NAMEDATALEN) {
+		GUC_check_errdetail("A foreign server name is at most %d bytes long.", NAMEDATALEN - 1);
+		return false;
+	}
+	return true;
+}
+
+static bool
+CheckBackoffMax(int *newval, void **extra, GucSource source)
+{
+	/* Compared with the current minimum; the minimum's own hook mirrors this. */
+	if (*newval < retry_backoff_min_ms) {
+		GUC_check_errdetail("dualwrite.retry_backoff_max (%d ms) must not be below dualwrite.retry_backoff_min (%d ms).",
+		                    *newval, retry_backoff_min_ms);
+		return false;
+	}
+	return true;
+}
+
+void
+DefineSettings()
+{
+	DefineCustomStringVariable("dualwrite.target_server",
+	                           gettext_noop("Foreign server that dualwrite.enable() uses when none is given."),
+	                           gettext_noop("The server's options say where the modern database is; "
+	                                        "credentials stay in its user mapping."),
+	                           &target_server, "", PGC_SUSET, GUC_SUPERUSER_ONLY, CheckTargetServer, nullptr,
+	                           nullptr);
+
+	DefineCustomEnumVariable("dualwrite.default_mode",
+	                         gettext_noop("Delivery mode that dualwrite.enable() uses when none is given."),
+	                         gettext_noop("async: changes go to the outbox and the background worker delivers them."),
+	                         &default_mode, kModeAsync, mode_options, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
+	DefineCustomIntVariable("dualwrite.batch_size",
+	                        gettext_noop("Maximum number of changes applied in one remote transaction."),
+	                        gettext_noop("Bounds the worker's memory and the size of a remote transaction."),
+	                        &batch_size, 10000, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+
+	DefineCustomIntVariable("dualwrite.naptime", gettext_noop("Time the worker waits between idle drain rounds."),
+	                        nullptr, &naptime_ms, 100, 10, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+	                        nullptr);
+
+	DefineCustomIntVariable("dualwrite.retry_backoff_min",
+	                        gettext_noop("First delay before the worker retries a failed delivery."),
+	                        gettext_noop("The delay doubles after each failure, up to dualwrite.retry_backoff_max."),
+	                        &retry_backoff_min_ms, 200, 10, 3600000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+	                        nullptr);
+
+	DefineCustomIntVariable("dualwrite.retry_backoff_max",
+	                        gettext_noop("Longest delay between two delivery retries."), nullptr,
+	                        &retry_backoff_max_ms, 30000, 10, 3600000, PGC_SIGHUP, GUC_UNIT_MS, CheckBackoffMax,
+	                        nullptr, nullptr);
+
+	/* 10 s keeps each outbox generation small at tens of thousands of
+	 * changes per second while rotating rarely enough to be free. */
+	DefineCustomIntVariable("dualwrite.outbox_rotate_interval",
+	                        gettext_noop("Age after which the worker switches capture to the next outbox table."),
+	                        gettext_noop("A drained outbox table is truncated, so its space is reclaimed "
+	                                     "without VACUUM."),
+	                        &rotate_interval_s, 10, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+
+	DefineCustomIntVariable("dualwrite.connect_timeout",
+	                        gettext_noop("Time allowed to connect to the modern database."),
+	                        gettext_noop("Used when the foreign server sets no connect_timeout option."),
+	                        &connect_timeout_s, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+
+	MarkGUCPrefixReserved("dualwrite");
+}
+
+} // namespace pgdw::guc

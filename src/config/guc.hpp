@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ * guc.hpp
+ *    All dualwrite.* settings, in one namespace.
+ *
+ * IDENTIFICATION  src/config/guc.hpp
+ *-------------------------------------------------------------------------
+ */
+#pragma once
+
+namespace pgdw::guc {
+
+enum Mode { kModeAsync = 0, kModeSync = 1 };
+
+extern char *target_server;      /* dualwrite.target_server: default foreign server */
+extern int default_mode;         /* dualwrite.default_mode: Mode */
+extern int batch_size;           /* dualwrite.batch_size: changes per remote transaction */
+extern int naptime_ms;           /* dualwrite.naptime: idle wait between drain rounds */
+extern int retry_backoff_min_ms; /* dualwrite.retry_backoff_min */
+extern int retry_backoff_max_ms; /* dualwrite.retry_backoff_max */
+extern int rotate_interval_s;    /* dualwrite.outbox_rotate_interval */
+extern int connect_timeout_s;    /* dualwrite.connect_timeout */
+
+/* Define every setting; called once from _PG_init. */
+void DefineSettings();
+
+const char *ModeName(int mode);
+
+} // namespace pgdw::guc

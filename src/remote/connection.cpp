@@ -1,0 +1,528 @@
+/*-------------------------------------------------------------------------
+ * connection.cpp
+ *    Interruptible libpq connections (see connection.hpp).
+ *
+ * Frames here hold only trivially destructible locals and call PostgreSQL
+ * directly; a PGconn is always recorded in open_conns before anything can
+ * raise an error, and a PGresult is cleared before its error is raised.
+ *
+ * IDENTIFICATION  src/remote/connection.cpp
+ *-------------------------------------------------------------------------
+ */
+#include "remote/connection.hpp"
+
+#include "boundary/boundary.hpp"
+#include "config/guc.hpp"
+
+extern "C" {
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
+#include "mb/pg_wchar.h"
+#include "storage/fd.h"
+#include "utils/elog.h"
+}
+
+namespace pgdw::remote {
+
+/* Connections this backend holds; few (one per target server). */
+constexpr int kMaxOpen = 16;
+
+struct OpenConn {
+	PGconn *conn;
+	char server[NAMEDATALEN];
+	bool close_at_xact_end; /* OwnByTransaction() */
+};
+
+static OpenConn open_conns[kMaxOpen];
+static bool xact_callback_registered = false;
+
+static OpenConn *
+FindOpen(PGconn *conn)
+{
+	for (auto &oc : open_conns)
+		if (oc.conn == conn && conn != nullptr)
+			return &oc;
+	return nullptr;
+}
+
+const char *
+ServerName(PGconn *conn)
+{
+	OpenConn *oc = FindOpen(conn);
+	return oc != nullptr ? oc->server : "?";
+}
+
+void
+Disconnect(PGconn *conn)
+{
+	OpenConn *oc = FindOpen(conn);
+	if (conn == nullptr)
+		return;
+	PQfinish(conn);
+	ReleaseExternalFD();
+	if (oc != nullptr)
+		memset(oc, 0, sizeof(OpenConn));
+}
+
+/* Transaction end closes connections that enable()/validation opened. */
+static void
+XactCallback(XactEvent event, void *arg)
+{
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_COMMIT &&
+	    event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	for (auto &oc : open_conns)
+		if (oc.conn != nullptr && oc.close_at_xact_end)
+			Disconnect(oc.conn); /* PQfinish cannot fail */
+}
+
+extern "C" {
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	pg_entry([&] { XactCallback(event, arg); });
+}
+}
+
+void
+KeepAcrossTransactions(PGconn *conn)
+{
+	OpenConn *oc = FindOpen(conn);
+	if (oc != nullptr)
+		oc->close_at_xact_end = false;
+}
+
+void
+OwnByTransaction(PGconn *conn)
+{
+	OpenConn *oc = FindOpen(conn);
+	if (oc == nullptr)
+		return;
+	if (!xact_callback_registered) {
+		RegisterXactCallback(xact_callback, nullptr);
+		xact_callback_registered = true;
+	}
+	oc->close_at_xact_end = true;
+}
+
+/* Wait until the socket is ready or an interrupt arrives; raises on timeout. */
+static void
+WaitSocket(PGconn *conn, int io_events, TimestampTz deadline, const char *what)
+{
+	long timeout_ms = -1;
+	int events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | io_events;
+	if (deadline != 0) {
+		timeout_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (timeout_ms <= 0)
+			ereport(ERROR, (errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+			                errmsg("could not connect to server \"%s\": timeout expired", ServerName(conn)),
+			                errdetail("No answer while %s.", what)));
+		events |= WL_TIMEOUT;
+	}
+	int rc = WaitLatchOrSocket(MyLatch, events, PQsocket(conn), timeout_ms, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* libpq keywords that a server or user mapping may set. */
+static bool
+IsLibpqOption(const char *keyword, bool *is_user_option)
+{
+	static PQconninfoOption *defaults = nullptr;
+	if (defaults == nullptr) {
+		defaults = PQconndefaults();
+		if (defaults == nullptr)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory"),
+			                errdetail("Could not get libpq's default connection options.")));
+	}
+	/* Options we always set ourselves, or that make no sense here. */
+	static const char *const reserved[] = {"client_encoding", "fallback_application_name", "replication",
+	                                       "dbname_is_connstring", nullptr};
+	for (int i = 0; reserved[i] != nullptr; i++)
+		if (strcmp(keyword, reserved[i]) == 0)
+			return false;
+	for (PQconninfoOption *opt = defaults; opt->keyword != nullptr; opt++) {
+		if (strcmp(opt->keyword, keyword) != 0)
+			continue;
+		/* Debug options ("D") are not for users; credentials belong to the mapping. */
+		if (strchr(opt->dispchar, 'D') != nullptr)
+			return false;
+		*is_user_option = strcmp(keyword, "user") == 0 || strcmp(keyword, "password") == 0 ||
+		                  strcmp(keyword, "sslpassword") == 0 || strcmp(keyword, "sslcert") == 0 ||
+		                  strcmp(keyword, "sslkey") == 0;
+		return true;
+	}
+	return false;
+}
+
+void
+ValidateOptions(List *options, Oid catalog)
+{
+	ListCell *lc;
+	foreach (lc, options) {
+		DefElem *def = static_cast<DefElem *>(lfirst(lc));
+		bool user_option = false;
+		bool known = IsLibpqOption(def->defname, &user_option);
+		bool ok = known && ((catalog == UserMappingRelationId) == user_option);
+		if (catalog != ForeignServerRelationId && catalog != UserMappingRelationId)
+			ok = false;
+		if (!ok)
+			ereport(ERROR,
+			        (errcode(ERRCODE_FDW_INVALID_OPTION_NAME), errmsg("invalid option \"%s\"", def->defname),
+			         catalog == UserMappingRelationId
+			             ? errhint("A user mapping of the dualwrite wrapper takes user, password, sslpassword, "
+			                       "sslcert and sslkey.")
+			         : catalog == ForeignServerRelationId
+			             ? errhint("A dualwrite server takes libpq connection options such as host, port and dbname; "
+			                       "credentials go in the user mapping.")
+			             : errhint("The dualwrite wrapper takes options only on servers and user mappings.")));
+		if (strcmp(def->defname, "connect_timeout") == 0) {
+			const char *v = defGetString(def);
+			if (strspn(v, "0123456789") != strlen(v) || strlen(v) == 0)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				                errmsg("invalid value for option \"connect_timeout\": \"%s\"", v),
+				                errhint("Give a whole number of seconds.")));
+		}
+	}
+}
+
+/* The notices of the remote session go to our log at DEBUG1, not to stderr (P19). */
+static void
+NoticeReceiver(void *arg, const PGresult *res)
+{
+	/* Must not raise: called from inside libpq. */
+	(void) arg;
+	(void) res;
+}
+
+/* Raise the remote error of `res` (cleared here) or of the connection. */
+[[noreturn]] static void
+RaiseRemoteError(PGconn *conn, PGresult *res, const char *sql)
+{
+	int code = ERRCODE_CONNECTION_FAILURE;
+	char *primary = nullptr, *detail = nullptr, *hint = nullptr, *context = nullptr;
+	if (res != nullptr) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (state != nullptr && strlen(state) == 5)
+			code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
+		const char *f;
+		if ((f = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)) != nullptr)
+			primary = pstrdup(f);
+		if ((f = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL)) != nullptr)
+			detail = pstrdup(f);
+		if ((f = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT)) != nullptr)
+			hint = pstrdup(f);
+		if ((f = PQresultErrorField(res, PG_DIAG_CONTEXT)) != nullptr)
+			context = pstrdup(f);
+		PQclear(res);
+	}
+	if (primary == nullptr)
+		primary = pchomp(PQerrorMessage(conn));
+	/* The SQL we send holds identifiers and snapshots, never row data. */
+	char sqlbuf[200];
+	strlcpy(sqlbuf, sql != nullptr ? sql : "", sizeof(sqlbuf));
+	ereport(ERROR, (errcode(code), errmsg_internal("%s", primary),
+	                detail != nullptr ? errdetail_internal("%s", detail) : 0,
+	                hint != nullptr ? errhint("%s", hint) : 0,
+	                context != nullptr ? errcontext("%s", context) : 0,
+	                errcontext("remote SQL command on server \"%s\": %s%s", ServerName(conn), sqlbuf,
+	                           strlen(sql != nullptr ? sql : "") >= sizeof(sqlbuf) ? "..." : "")));
+	pg_unreachable();
+}
+
+/* Flush the output buffer of a non-blocking connection. */
+static void
+FlushOutput(PGconn *conn, const char *sql)
+{
+	for (;;) {
+		int rc = PQflush(conn);
+		if (rc == 0)
+			return;
+		if (rc < 0)
+			RaiseRemoteError(conn, nullptr, sql);
+		WaitSocket(conn, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, 0, "sending");
+		if (!PQconsumeInput(conn))
+			RaiseRemoteError(conn, nullptr, sql);
+	}
+}
+
+/* Next result of the running command, waiting interruptibly; NULL when done. */
+static PGresult *
+NextResult(PGconn *conn, const char *sql)
+{
+	while (PQisBusy(conn)) {
+		WaitSocket(conn, WL_SOCKET_READABLE, 0, "waiting for a result");
+		if (!PQconsumeInput(conn))
+			RaiseRemoteError(conn, nullptr, sql);
+	}
+	return PQgetResult(conn);
+}
+
+static void
+Send(PGconn *conn, const char *sql)
+{
+	if (!PQsendQuery(conn, sql))
+		RaiseRemoteError(conn, nullptr, sql);
+	FlushOutput(conn, sql);
+}
+
+void
+Exec(PGconn *conn, const char *sql)
+{
+	Send(conn, sql);
+	PGresult *res;
+	PGresult *failed = nullptr;
+	while ((res = NextResult(conn, sql)) != nullptr) {
+		ExecStatusType st = PQresultStatus(res);
+		if (failed == nullptr && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
+			failed = res; /* keep reading until the command is done */
+		else
+			PQclear(res);
+	}
+	if (failed != nullptr)
+		RaiseRemoteError(conn, failed, sql);
+}
+
+PGresult *
+Query(PGconn *conn, const char *sql)
+{
+	Send(conn, sql);
+	PGresult *res, *last = nullptr, *failed = nullptr;
+	while ((res = NextResult(conn, sql)) != nullptr) {
+		ExecStatusType st = PQresultStatus(res);
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (failed == nullptr)
+				failed = res;
+			else
+				PQclear(res);
+			continue;
+		}
+		if (last != nullptr)
+			PQclear(last);
+		last = res;
+	}
+	if (failed != nullptr) {
+		if (last != nullptr)
+			PQclear(last);
+		RaiseRemoteError(conn, failed, sql);
+	}
+	return last;
+}
+
+void
+BeginCopy(PGconn *conn, const char *sql)
+{
+	Send(conn, sql);
+	/* Statements before the COPY in the same string (e.g. BEGIN) come first. */
+	for (;;) {
+		PGresult *res = NextResult(conn, sql);
+		if (res == nullptr)
+			RaiseRemoteError(conn, nullptr, sql);
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_COPY_IN) {
+			PQclear(res);
+			return;
+		}
+		if (st != PGRES_COMMAND_OK)
+			RaiseRemoteError(conn, res, sql);
+		PQclear(res);
+	}
+}
+
+void
+PutCopy(PGconn *conn, const char *data, size_t len)
+{
+	while (len > 0) {
+		/* PQputCopyData takes an int length; feed large buffers in pieces. */
+		int piece = len > (1 << 20) ? (1 << 20) : static_cast<int>(len);
+		int rc = PQputCopyData(conn, data, piece);
+		if (rc < 0)
+			RaiseRemoteError(conn, nullptr, "COPY data");
+		if (rc == 0) {
+			/* Would block: wait until the socket drains. */
+			WaitSocket(conn, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, 0, "sending COPY data");
+			if (!PQconsumeInput(conn))
+				RaiseRemoteError(conn, nullptr, "COPY data");
+			continue;
+		}
+		data += piece;
+		len -= piece;
+	}
+}
+
+void
+EndCopy(PGconn *conn)
+{
+	for (;;) {
+		int rc = PQputCopyEnd(conn, nullptr);
+		if (rc < 0)
+			RaiseRemoteError(conn, nullptr, "COPY end");
+		if (rc == 1)
+			break;
+		WaitSocket(conn, WL_SOCKET_WRITEABLE, 0, "ending COPY");
+	}
+	FlushOutput(conn, "COPY end");
+	PGresult *res, *failed = nullptr;
+	while ((res = NextResult(conn, "COPY")) != nullptr) {
+		if (failed == nullptr && PQresultStatus(res) != PGRES_COMMAND_OK)
+			failed = res;
+		else
+			PQclear(res);
+	}
+	if (failed != nullptr)
+		RaiseRemoteError(conn, failed, "COPY");
+}
+
+/* Append one keyword/value pair from a foreign-catalog option list. */
+static void
+AddOptions(List *options, const char **keywords, const char **values, int *n, int max)
+{
+	ListCell *lc;
+	foreach (lc, options) {
+		DefElem *def = static_cast<DefElem *>(lfirst(lc));
+		bool user_option;
+		if (!IsLibpqOption(def->defname, &user_option) || *n >= max)
+			continue;
+		keywords[*n] = def->defname;
+		values[*n] = defGetString(def);
+		(*n)++;
+	}
+}
+
+static bool
+HasOption(const char **keywords, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(keywords[i], name) == 0)
+			return true;
+	return false;
+}
+
+PGconn *
+Connect(const char *servername, Oid userid)
+{
+	ForeignServer *server = GetForeignServerByName(servername, false);
+	UserMapping *mapping = GetUserMapping(userid, server->serverid);
+
+	constexpr int kMax = 64;
+	const char *keywords[kMax + 1];
+	const char *values[kMax + 1];
+	int n = 0;
+	AddOptions(server->options, keywords, values, &n, kMax - 10);
+	AddOptions(mapping->options, keywords, values, &n, kMax - 10);
+
+	/* What we always set: who we are, our encoding, and dead-peer detection. */
+	keywords[n] = "fallback_application_name";
+	values[n++] = "pg_dualwrite";
+	keywords[n] = "client_encoding";
+	values[n++] = GetDatabaseEncodingName();
+	char timeout_buf[16];
+	long timeout_s = guc::connect_timeout_s;
+	for (int i = 0; i < n; i++)
+		if (strcmp(keywords[i], "connect_timeout") == 0)
+			timeout_s = strtol(values[i], nullptr, 10);
+	if (!HasOption(keywords, n, "connect_timeout")) {
+		snprintf(timeout_buf, sizeof(timeout_buf), "%ld", timeout_s);
+		keywords[n] = "connect_timeout";
+		values[n++] = timeout_buf;
+	}
+	static const char *const keepalive[][2] = {
+		{"keepalives", "1"}, {"keepalives_idle", "30"}, {"keepalives_interval", "10"}, {"keepalives_count", "3"}};
+	for (const auto &kv : keepalive)
+		if (!HasOption(keywords, n, kv[0])) {
+			keywords[n] = kv[0];
+			values[n++] = kv[1];
+		}
+	keywords[n] = nullptr;
+	values[n] = nullptr;
+
+	OpenConn *slot = nullptr;
+	for (auto &oc : open_conns)
+		if (oc.conn == nullptr && slot == nullptr)
+			slot = &oc;
+	if (slot == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+		                errmsg("too many connections to modern servers in one session"),
+		                errdetail("pg_dualwrite keeps at most %d.", kMaxOpen)));
+	if (!AcquireExternalFD())
+		ereport(ERROR, (errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+		                errmsg("could not connect to server \"%s\"", servername),
+		                errdetail("There are too many open files on the local server."),
+		                errhint("Raise the server's max_files_per_process and/or \"ulimit -n\" limits.")));
+
+	PGconn *conn = PQconnectStartParams(keywords, values, 0);
+	if (conn == nullptr) {
+		ReleaseExternalFD();
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	/* From here on the connection is owned by open_conns: any error below
+	 * leaves it to be closed by our caller's cleanup or transaction end. */
+	slot->conn = conn;
+	strlcpy(slot->server, servername, NAMEDATALEN);
+	slot->close_at_xact_end = false;
+	OwnByTransaction(conn); /* callers that keep it clear this flag */
+
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_s * 1000);
+	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+	while (PQstatus(conn) != CONNECTION_BAD && poll != PGRES_POLLING_OK && poll != PGRES_POLLING_FAILED) {
+		WaitSocket(conn, poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
+		           timeout_s > 0 ? deadline : 0, "connecting");
+		poll = PQconnectPoll(conn);
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		/* libpq's message names host and port, never the password. */
+		char *reason = pchomp(PQerrorMessage(conn));
+		Disconnect(conn);
+		ereport(ERROR, (errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+		                errmsg("could not connect to server \"%s\"", servername), errdetail_internal("%s", reason)));
+	}
+	/* postgres_fdw's rule: a non-superuser must not borrow the server's own
+	 * credentials (.pgpass, trust, peer). */
+	if (!superuser_arg(userid) && !PQconnectionUsedPassword(conn)) {
+		Disconnect(conn);
+		ereport(ERROR, (errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+		                errmsg("password is required to connect to server \"%s\"", servername),
+		                errdetail("Non-superusers must authenticate with a password from their user mapping."),
+		                errhint("Set a password option in the user mapping.")));
+	}
+	PQsetNoticeReceiver(conn, NoticeReceiver, nullptr);
+	if (PQsetnonblocking(conn, 1) != 0)
+		RaiseRemoteError(conn, nullptr, "set non-blocking");
+
+	/*
+	 * Pin the session: values are written as text by our output functions
+	 * under the same settings, so they read back exactly.  Replica role keeps
+	 * a pg_dualwrite installed on the modern side (reverse dual write) from
+	 * capturing what we apply, and skips FK triggers like logical replication.
+	 */
+	Exec(conn, "SET search_path = pg_catalog, pg_temp; SET DateStyle = ISO; SET IntervalStyle = postgres; "
+	           "SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET bytea_output = hex");
+	const char *role_sql = "SET session_replication_role = replica";
+	Send(conn, role_sql);
+	PGresult *res, *failed = nullptr;
+	while ((res = NextResult(conn, role_sql)) != nullptr) {
+		if (failed == nullptr && PQresultStatus(res) != PGRES_COMMAND_OK)
+			failed = res;
+		else
+			PQclear(res);
+	}
+	if (failed != nullptr) {
+		const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
+		bool denied = state != nullptr && strcmp(state, "42501") == 0;
+		PQclear(failed);
+		if (denied)
+			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			                errmsg("the role of the user mapping for server \"%s\" may not set session_replication_role "
+			                       "on the modern database",
+			                       servername),
+			                errdetail("pg_dualwrite applies changes in replica mode so that they are not captured again."),
+			                errhint("On the modern database run GRANT SET ON PARAMETER session_replication_role TO "
+			                        "that role, or map to a superuser.")));
+		RaiseRemoteError(conn, nullptr, role_sql);
+	}
+	return conn;
+}
+
+} // namespace pgdw::remote

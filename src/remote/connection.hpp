@@ -1,0 +1,65 @@
+/*-------------------------------------------------------------------------
+ * connection.hpp
+ *    Interruptible libpq connections to the modern database, described by
+ *    a foreign server and a user mapping (dblink/postgres_fdw style): host,
+ *    port and dbname in the server's options, credentials in the mapping,
+ *    so no password ever sits in a setting, a table or a message.
+ *
+ * Every wait goes through WaitLatchOrSocket + CHECK_FOR_INTERRUPTS, so
+ * query cancel, pg_terminate_backend, DROP DATABASE ... WITH (FORCE) and
+ * fast shutdown work while a remote call is in flight (TOOLCHAIN P14).
+ *
+ * These functions raise PostgreSQL errors (ereport).  Callers hold only
+ * trivially destructible locals; a connection that must not leak on error
+ * is registered with OwnByTransaction() or owned by the worker, which
+ * closes it in its error path.
+ *
+ * IDENTIFICATION  src/remote/connection.hpp
+ *-------------------------------------------------------------------------
+ */
+#pragma once
+
+#include "pg/pg.hpp"
+
+namespace pgdw::remote {
+
+/*
+ * Connect to foreign server `servername` with the user mapping of `userid`
+ * (or PUBLIC).  Raises a clear error (with libpq's reason, never the
+ * connection string) on failure.  The session is pinned: search_path,
+ * DateStyle, IntervalStyle, extra_float_digits, TimeZone and
+ * session_replication_role = replica (so a pg_dualwrite on the modern side
+ * does not capture what we apply: no loops).
+ */
+PGconn *Connect(const char *servername, Oid userid);
+
+/* Close the connection at the end of the current transaction (commit or abort). */
+void OwnByTransaction(PGconn *conn);
+
+/* Keep a connection open after the transaction ends (the worker's cache). */
+void KeepAcrossTransactions(PGconn *conn);
+
+/* Close a connection now (NULL is fine). */
+void Disconnect(PGconn *conn);
+
+/* Run a command string (may hold several statements); raise the remote error if any. */
+void Exec(PGconn *conn, const char *sql);
+
+/*
+ * Run a query and return its tuples result; the caller must PQclear it.
+ * Raises the remote error if any (the result is cleared first).
+ */
+PGresult *Query(PGconn *conn, const char *sql);
+
+/* Start COPY FROM STDIN with `sql`; then PutCopy() any number of times, then EndCopy(). */
+void BeginCopy(PGconn *conn, const char *sql);
+void PutCopy(PGconn *conn, const char *data, size_t len);
+void EndCopy(PGconn *conn);
+
+/* The server name given to Connect() (for messages). */
+const char *ServerName(PGconn *conn);
+
+/* Validator of the dualwrite foreign-data wrapper's options. */
+void ValidateOptions(List *options, Oid catalog);
+
+} // namespace pgdw::remote

@@ -1,0 +1,572 @@
+/*-------------------------------------------------------------------------
+ * drain.cpp
+ *    The drain round (see drain.hpp for the algorithm).
+ *
+ * Memory and error discipline: every C++ object with a destructor (the
+ * COPY buffers, SQL strings) lives in the file-static `targets` registry,
+ * never on the stack, so a PostgreSQL ERROR may longjmp through these
+ * frames to the worker's PG_TRY without skipping a destructor.  C++
+ * exceptions (std::bad_alloc) propagate to the pg_entry() the worker runs
+ * the round under.  Per-round palloc memory lives in round_context, per-
+ * batch memory in batch_context; both are reset, never leaked.
+ *
+ * IDENTIFICATION  src/worker/drain.cpp
+ *-------------------------------------------------------------------------
+ */
+#include "worker/drain.hpp"
+
+#include "boundary/boundary.hpp"
+#include "config/catalog.hpp"
+#include "config/guc.hpp"
+#include "core/apply_sql.hpp"
+#include "core/backoff.hpp"
+#include "core/copy_text.hpp"
+#include "outbox/outbox.hpp"
+#include "remote/connection.hpp"
+#include "worker/shmem.hpp"
+
+extern "C" {
+#include "catalog/pg_inherits.h"
+#include "commands/extension.h"
+#include "utils/acl.h"
+#include "utils/pg_lsn.h"
+}
+
+namespace pgdw::worker {
+
+/* Initial progress: no transaction is committed in it. */
+static const char *const kEmptySnapshot = "3:3:";
+
+/* A delivery stream: the changes going to one foreign server. */
+struct Stream {
+	char server[NAMEDATALEN];
+	Oid userid;           /* whose user mapping */
+	PGconn *conn;         /* kept across rounds; NULL after a failure */
+	uint32 conn_gen;      /* bumps on reconnect: temp staging tables are gone */
+	bool progress_known;  /* done/cur/pos read from the modern side */
+	char *done_snapshot;  /* TopMemoryContext */
+	char *cur_snapshot;   /* TopMemoryContext; NULL when no range is open */
+	char pos_lsn[32];
+	char pos_txid[32];
+	int pos_seq;
+	bool dirty;           /* local _progress must be rewritten */
+	uint32 failures;      /* consecutive failed rounds */
+	TimestampTz retry_at; /* do not try before */
+	uint32 recovered_after; /* >0: the last round recovered after that many failures */
+};
+
+constexpr int kMaxStreams = 16;
+static Stream streams[kMaxStreams];
+static Stream *current_stream = nullptr; /* the stream a failure belongs to */
+
+/* One flagged table's staging state; C++ members live here, not on stacks. */
+struct Target {
+	const config::TableConfig *cfg; /* round_context */
+	core::TargetShape shape;
+	std::string stage_create, copy_sql, delete_sql, upsert_sql, truncate_sql;
+	std::string buf;   /* COPY text of the current batch */
+	int64 rows;        /* rows in buf */
+	bool has_delete;   /* buf holds a delete */
+	uint32 stage_gen;  /* conn_gen the staging table was created under */
+	int64 applied;     /* committed on the modern side this round */
+	Stream *stream;
+};
+static std::vector<Target> targets;
+
+/* One captured relation (the flagged table, or one of its partitions). */
+struct Source {
+	Oid relid;
+	int target;          /* index in targets */
+	TupleDesc desc;
+	AttrNumber *attnums; /* per sent column, attnum in this relation */
+	FmgrInfo *out;       /* output function per sent column */
+	Datum *values;
+	bool *nulls;
+};
+static Source *sources = nullptr; /* round_context */
+static int nsources = 0;
+
+static MemoryContext round_context = nullptr;
+static MemoryContext batch_context = nullptr;
+
+static Stream *
+StreamFor(const char *server)
+{
+	Stream *free_slot = nullptr;
+	for (auto &s : streams) {
+		if (s.server[0] != '\0' && strcmp(s.server, server) == 0)
+			return &s;
+		if (s.server[0] == '\0' && free_slot == nullptr)
+			free_slot = &s;
+	}
+	if (free_slot == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+		                errmsg("pg_dualwrite delivers to at most %d servers per database", kMaxStreams)));
+	memset(free_slot, 0, sizeof(Stream));
+	strlcpy(free_slot->server, server, NAMEDATALEN);
+	return free_slot;
+}
+
+static void
+SetProgress(Stream *s, const char *done, const char *cur, const char *lsn, const char *txid, int seq)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	if (s->done_snapshot)
+		pfree(s->done_snapshot);
+	if (s->cur_snapshot)
+		pfree(s->cur_snapshot);
+	s->done_snapshot = pstrdup(done);
+	s->cur_snapshot = cur != nullptr ? pstrdup(cur) : nullptr;
+	MemoryContextSwitchTo(old);
+	strlcpy(s->pos_lsn, lsn != nullptr ? lsn : "0/0", sizeof(s->pos_lsn));
+	strlcpy(s->pos_txid, txid != nullptr ? txid : "0", sizeof(s->pos_txid));
+	s->pos_seq = seq;
+}
+
+/* Connect if needed and read the stream's progress from the modern side. */
+static void
+EnsureConnected(Stream *s, const char *origin)
+{
+	if (s->conn != nullptr && PQstatus(s->conn) == CONNECTION_OK && s->progress_known)
+		return;
+	remote::Disconnect(s->conn);
+	s->conn = nullptr;
+	s->progress_known = false;
+	s->conn = remote::Connect(s->server, s->userid);
+	remote::KeepAcrossTransactions(s->conn);
+	s->conn_gen++;
+	remote::Exec(s->conn, pg_string([] { return core::ProgressBootstrapSql(); }));
+	PGresult *res = remote::Query(s->conn, pg_string([&] { return core::ProgressSelectSql(origin); }));
+	if (PQntuples(res) == 0)
+		SetProgress(s, kEmptySnapshot, nullptr, nullptr, nullptr, 0);
+	else
+		SetProgress(s, PQgetvalue(res, 0, 0), PQgetisnull(res, 0, 1) ? nullptr : PQgetvalue(res, 0, 1),
+		            PQgetisnull(res, 0, 2) ? nullptr : PQgetvalue(res, 0, 2),
+		            PQgetisnull(res, 0, 3) ? nullptr : PQgetvalue(res, 0, 3),
+		            PQgetisnull(res, 0, 4) ? 0 : atoi(PQgetvalue(res, 0, 4)));
+	PQclear(res);
+	s->progress_known = true;
+}
+
+/* The key of this database's streams on the modern side. */
+static const char *
+Origin(const Stream *s)
+{
+	return psprintf(UINT64_FORMAT ":%u:%s", GetSystemIdentifier(), MyDatabaseId, s->server);
+}
+
+/* Build targets and sources for every flagged table (and partition). */
+static void
+LoadShapes(config::TableConfig **cfgs, int n)
+{
+	targets.clear();
+	targets.resize(n);
+	/* Partitioned tables contribute one source per leaf partition. */
+	List **per_table = static_cast<List **>(palloc0(sizeof(List *) * (n + 1)));
+	int total = 0;
+	for (int i = 0; i < n; i++) {
+		per_table[i] = find_all_inheritors(cfgs[i]->relid, AccessShareLock, nullptr);
+		total += list_length(per_table[i]);
+	}
+	sources = static_cast<Source *>(palloc0(sizeof(Source) * (total + 1)));
+	nsources = 0;
+	for (int i = 0; i < n; i++) {
+		Target &t = targets[i];
+		t.cfg = cfgs[i];
+		t.stream = StreamFor(cfgs[i]->target_server);
+		if (t.stream->userid == InvalidOid)
+			t.stream->userid = get_role_oid(cfgs[i]->enabled_by, false);
+		pg_entry([&] {
+			t.shape.schema = t.cfg->target_schema;
+			t.shape.table = t.cfg->target_name;
+			t.shape.columns.clear();
+			t.shape.key.clear();
+			for (int c = 0; c < t.cfg->ncolumns; c++) {
+				t.shape.columns.emplace_back(t.cfg->columns[c].modern_name);
+				if (t.cfg->columns[c].is_key)
+					t.shape.key.push_back(c);
+			}
+			t.shape.stage = "dw_stage_" + std::to_string(t.cfg->relid);
+			t.stage_create = core::StageCreateSql(t.shape);
+			t.copy_sql = core::StageCopySql(t.shape);
+			t.delete_sql = core::ApplyDeleteSql(t.shape);
+			t.upsert_sql = core::ApplyUpsertSql(t.shape);
+			t.truncate_sql = core::ApplyTruncateSql(t.shape);
+		});
+		ListCell *lc;
+		foreach (lc, per_table[i]) {
+			Oid relid = lfirst_oid(lc);
+			Relation rel = table_open(relid, AccessShareLock); /* kept to transaction end */
+			if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE) {
+				table_close(rel, NoLock);
+				continue; /* rows live in the leaves */
+			}
+			Source &src = sources[nsources++];
+			src.relid = relid;
+			src.target = i;
+			src.desc = RelationGetDescr(rel);
+			int ncols = t.cfg->ncolumns;
+			src.attnums = static_cast<AttrNumber *>(palloc(sizeof(AttrNumber) * ncols));
+			src.out = static_cast<FmgrInfo *>(palloc(sizeof(FmgrInfo) * ncols));
+			src.values = static_cast<Datum *>(palloc(sizeof(Datum) * src.desc->natts));
+			src.nulls = static_cast<bool *>(palloc(sizeof(bool) * src.desc->natts));
+			for (int c = 0; c < ncols; c++) {
+				/* Partitions may order columns differently: match by name. */
+				AttrNumber attnum = get_attnum(relid, t.cfg->columns[c].legacy_name);
+				if (attnum == InvalidAttrNumber)
+					elog(ERROR, "column \"%s\" not found in relation %u", t.cfg->columns[c].legacy_name, relid);
+				src.attnums[c] = attnum;
+				Oid outfunc;
+				bool varlena;
+				getTypeOutputInfo(TupleDescAttr(src.desc, attnum - 1)->atttypid, &outfunc, &varlena);
+				fmgr_info_cxt(outfunc, &src.out[c], round_context);
+			}
+			table_close(rel, NoLock);
+		}
+	}
+}
+
+static Source *
+FindSource(Oid relid)
+{
+	for (int i = 0; i < nsources; i++)
+		if (sources[i].relid == relid)
+			return &sources[i];
+	return nullptr;
+}
+
+/* Append one captured row image to its target's COPY buffer. */
+static void
+StageRow(Source *src, int64 ord, char op, bytea *image)
+{
+	Target &t = targets[src->target];
+	const config::TableConfig *cfg = t.cfg;
+
+	/* Deform from a MAXALIGNed copy: offsets inside the image assume it. */
+	uint32 len = VARSIZE_ANY_EXHDR(image);
+	char *aligned = static_cast<char *>(palloc(len));
+	memcpy(aligned, VARDATA_ANY(image), len);
+	HeapTupleData tup;
+	tup.t_len = len;
+	tup.t_data = reinterpret_cast<HeapTupleHeader>(aligned);
+	ItemPointerSetInvalid(&tup.t_self);
+	tup.t_tableOid = src->relid;
+	heap_deform_tuple(&tup, src->desc, src->values, src->nulls);
+
+	char ordbuf[32];
+	int ordlen = snprintf(ordbuf, sizeof(ordbuf), INT64_FORMAT "\t%c", ord, op);
+	t.buf.append(ordbuf, ordlen);
+	for (int c = 0; c < cfg->ncolumns; c++) {
+		int att = src->attnums[c] - 1;
+		t.buf.push_back('\t');
+		/* A delete needs only its key. */
+		if (src->nulls[att] || (op == outbox::kDelete && !cfg->columns[c].is_key)) {
+			core::AppendCopyNull(t.buf);
+			continue;
+		}
+		char *text = OutputFunctionCall(&src->out[c], src->values[att]);
+		core::AppendCopyField(t.buf, text, strlen(text));
+	}
+	t.buf.push_back('\n');
+	t.rows++;
+	t.has_delete = t.has_delete || op == outbox::kDelete;
+}
+
+/* Send the staged rows of every target of `s` and apply them (inside the
+ * stream's open remote transaction, which this starts if needed). */
+static void
+FlushTargets(Stream *s, bool *in_xact)
+{
+	for (auto &t : targets) {
+		if (t.stream != s || t.rows == 0)
+			continue;
+		const char *sql = pg_string([&] {
+			std::string q;
+			if (!*in_xact)
+				q += "BEGIN; ";
+			if (t.stage_gen != s->conn_gen)
+				q += t.stage_create + "; ";
+			return q + t.copy_sql;
+		});
+		*in_xact = true;
+		t.stage_gen = s->conn_gen;
+		remote::BeginCopy(s->conn, sql);
+		remote::PutCopy(s->conn, t.buf.data(), t.buf.size());
+		remote::EndCopy(s->conn);
+	}
+	const char *apply_sql = pg_string([&] {
+		std::string q;
+		for (auto &t : targets) {
+			if (t.stream != s || t.rows == 0)
+				continue;
+			if (t.has_delete)
+				q += t.delete_sql + "; ";
+			q += t.upsert_sql + "; ";
+		}
+		return q;
+	});
+	if (apply_sql[0] != '\0')
+		remote::Exec(s->conn, apply_sql);
+	for (auto &t : targets) {
+		if (t.stream != s)
+			continue;
+		t.buf.clear();
+		t.rows = 0;
+		t.has_delete = false;
+	}
+}
+
+/* Apply one fetched batch as one remote transaction. */
+static void
+ApplyBatch(Stream *s, SPITupleTable *tt, uint64 n, const char *prev, const char *cur, int64 *counts)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch_context);
+	bool in_xact = false;
+	int64 ord = 0;
+	char last_lsn[32] = "0/0", last_txid[32] = "0";
+	int last_seq = 0;
+	for (uint64 i = 0; i < n; i++) {
+		HeapTuple row = tt->vals[i];
+		bool isnull;
+		Oid relid = DatumGetObjectId(SPI_getbinval(row, tt->tupdesc, 1, &isnull));
+		char op = DatumGetChar(SPI_getbinval(row, tt->tupdesc, 2, &isnull));
+		Datum data = SPI_getbinval(row, tt->tupdesc, 3, &isnull);
+		bool data_null = isnull;
+		strlcpy(last_lsn, DatumGetCString(DirectFunctionCall1(pg_lsn_out, SPI_getbinval(row, tt->tupdesc, 4, &isnull))),
+		        sizeof(last_lsn));
+		snprintf(last_txid, sizeof(last_txid), UINT64_FORMAT,
+		         DatumGetUInt64(SPI_getbinval(row, tt->tupdesc, 5, &isnull)));
+		last_seq = DatumGetInt32(SPI_getbinval(row, tt->tupdesc, 6, &isnull));
+
+		Source *src = FindSource(relid);
+		if (src == nullptr)
+			continue; /* table disabled since: its changes are discarded */
+		Target &t = targets[src->target];
+		if (op == outbox::kTruncate) {
+			/* Everything staged before the TRUNCATE goes first. */
+			FlushTargets(s, &in_xact);
+			const char *sql = pg_string([&] { return std::string(in_xact ? "" : "BEGIN; ") + t.truncate_sql; });
+			in_xact = true;
+			remote::Exec(s->conn, sql);
+		} else if (!data_null)
+			StageRow(src, ++ord, op, reinterpret_cast<bytea *>(PG_DETOAST_DATUM_PACKED(data)));
+		counts[src->target]++;
+	}
+	FlushTargets(s, &in_xact);
+	const char *commit_sql = pg_string([&] {
+		return std::string(in_xact ? "" : "BEGIN; ") +
+		       core::ProgressUpsertSql(Origin(s), prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
+	});
+	remote::Exec(s->conn, commit_sql);
+	/* The batch is durable on the modern side: advance. */
+	SetProgress(s, prev, cur, last_lsn, last_txid, last_seq);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(batch_context);
+}
+
+/* Read the range (prev, cur] of one stream in commit order and apply it. */
+static int64
+DrainStream(Stream *s)
+{
+	const char *origin = Origin(s);
+	EnsureConnected(s, origin);
+
+	/* The relations of this stream, as an oid[] literal. */
+	StringInfoData relids;
+	initStringInfo(&relids);
+	appendStringInfoChar(&relids, '{');
+	for (int i = 0; i < nsources; i++)
+		if (targets[sources[i].target].stream == s)
+			appendStringInfo(&relids, "%s%u", relids.len > 1 ? "," : "", sources[i].relid);
+	appendStringInfoChar(&relids, '}');
+
+	const char *prev = pstrdup(s->done_snapshot);
+	const char *cur;
+	if (s->cur_snapshot != nullptr)
+		cur = pstrdup(s->cur_snapshot); /* finish the range a failure interrupted */
+	else {
+		if (SPI_execute("SELECT pg_catalog.pg_current_snapshot()::text", true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the current snapshot");
+		cur = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	}
+
+	Oid types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
+	Datum values[6] = {CStringGetTextDatum(relids.data), CStringGetTextDatum(prev), CStringGetTextDatum(cur),
+	                   CStringGetTextDatum(s->pos_lsn), CStringGetTextDatum(s->pos_txid),
+	                   Int32GetDatum(s->pos_seq)};
+	/* Committed in cur, not in prev, after the last applied position;
+	 * MVCC (our REPEATABLE READ snapshot) hides aborted and running ones. */
+	Portal portal = SPI_cursor_open_with_args(
+	    "dualwrite_drain",
+	    "SELECT o.relid, o.op, o.data, o.lsn, o.txid, o.seq FROM ("
+	    " SELECT * FROM dualwrite._outbox_0 UNION ALL SELECT * FROM dualwrite._outbox_1"
+	    " UNION ALL SELECT * FROM dualwrite._outbox_2) o"
+	    " WHERE o.relid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[])"
+	    " AND o.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($2::pg_catalog.pg_snapshot)"
+	    " AND NOT pg_catalog.pg_visible_in_snapshot(o.txid, $2::pg_catalog.pg_snapshot)"
+	    " AND pg_catalog.pg_visible_in_snapshot(o.txid, $3::pg_catalog.pg_snapshot)"
+	    " AND (o.lsn, o.txid, o.seq) OPERATOR(pg_catalog.>) ($4::pg_catalog.pg_lsn, $5::pg_catalog.xid8, $6)"
+	    " ORDER BY o.lsn, o.txid, o.seq",
+	    6, types, values, nullptr, true, CURSOR_OPT_NO_SCROLL);
+
+	int64 *counts = static_cast<int64 *>(palloc0(sizeof(int64) * (targets.size() + 1)));
+	int64 total = 0;
+	for (;;) {
+		SPI_cursor_fetch(portal, true, guc::batch_size);
+		uint64 n = SPI_processed;
+		if (n == 0)
+			break;
+		ApplyBatch(s, SPI_tuptable, n, prev, cur, counts);
+		SPI_freetuptable(SPI_tuptable);
+		for (size_t i = 0; i < targets.size(); i++) {
+			targets[i].applied += counts[i];
+			total += counts[i];
+			counts[i] = 0;
+		}
+		shm::DbSlot *slot = shm::SlotFor(MyDatabaseId, false);
+		if (slot != nullptr) {
+			slot->last_batch_at = GetCurrentTimestamp();
+			slot->applied_total += n;
+		}
+	}
+	SPI_cursor_close(portal);
+	/* The whole range is applied: it becomes the stream's done snapshot.
+	 * An empty range needs no write anywhere (it held nothing). */
+	SetProgress(s, cur, nullptr, nullptr, nullptr, 0);
+	s->dirty = s->dirty || total > 0;
+	return total;
+}
+
+/* Record progress and counters locally (in the round's transaction). */
+static void
+RecordLocally()
+{
+	for (auto &s : streams) {
+		if (s.server[0] == '\0' || !s.dirty)
+			continue;
+		Oid types[2] = {TEXTOID, TEXTOID};
+		Datum values[2] = {CStringGetTextDatum(s.server), CStringGetTextDatum(s.done_snapshot)};
+		if (SPI_execute_with_args("INSERT INTO dualwrite._progress (server, done_snapshot) VALUES ($1::name, "
+		                          "$2::pg_snapshot) ON CONFLICT (server) DO UPDATE SET done_snapshot = "
+		                          "EXCLUDED.done_snapshot, cur_snapshot = NULL, pos_lsn = NULL, pos_txid = NULL, "
+		                          "pos_seq = NULL, updated_at = pg_catalog.now()",
+		                          2, types, values, nullptr, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record progress");
+		s.dirty = false;
+	}
+	for (auto &t : targets) {
+		if (t.applied == 0)
+			continue;
+		Oid types[2] = {OIDOID, INT8OID};
+		Datum values[2] = {ObjectIdGetDatum(t.cfg->relid), Int64GetDatum(t.applied)};
+		if (SPI_execute_with_args("INSERT INTO dualwrite._table_stats (relid, applied, last_applied_at) VALUES "
+		                          "($1, $2, pg_catalog.now()) ON CONFLICT (relid) DO UPDATE SET applied = "
+		                          "dualwrite._table_stats.applied + EXCLUDED.applied, last_applied_at = "
+		                          "EXCLUDED.last_applied_at, last_error = NULL",
+		                          2, types, values, nullptr, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record counters");
+		t.applied = 0;
+	}
+}
+
+RoundResult
+DrainRound()
+{
+	RoundResult result = {false, false, 0, false};
+	if (round_context == nullptr) {
+		round_context = AllocSetContextCreate(TopMemoryContext, "pg_dualwrite round", ALLOCSET_DEFAULT_SIZES);
+		batch_context = AllocSetContextCreate(TopMemoryContext, "pg_dualwrite batch", ALLOCSET_DEFAULT_SIZES);
+	}
+	MemoryContextReset(round_context);
+	MemoryContextReset(batch_context);
+	current_stream = nullptr;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	/* One snapshot for the whole round: it closes the range. */
+	XactIsoLevel = XACT_REPEATABLE_READ;
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "pg_dualwrite: draining outbox");
+
+	if (!OidIsValid(get_extension_oid("pg_dualwrite", true))) {
+		result.no_extension = true;
+	} else {
+		MemoryContext old = MemoryContextSwitchTo(round_context);
+		int n;
+		config::TableConfig **cfgs = config::LoadAll(&n);
+		LoadShapes(cfgs, n);
+		MemoryContextSwitchTo(old);
+		result.has_tables = n > 0;
+		TimestampTz now = GetCurrentTimestamp();
+		for (auto &s : streams) {
+			if (s.server[0] == '\0')
+				continue;
+			bool used = false;
+			for (auto &t : targets)
+				used = used || t.stream == &s;
+			if (!used)
+				continue;
+			if (s.failures > 0 && now < s.retry_at) {
+				result.backing_off = true;
+				continue;
+			}
+			current_stream = &s;
+			result.applied += DrainStream(&s);
+			if (s.failures > 0) {
+				s.recovered_after = s.failures;
+				s.failures = 0;
+			}
+		}
+		current_stream = nullptr;
+		RecordLocally();
+	}
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, nullptr);
+	return result;
+}
+
+const char *
+OnRoundFailure(ErrorData *edata, bool *connection_problem, int *attempts, long *retry_ms)
+{
+	Stream *s = current_stream;
+	current_stream = nullptr;
+	for (auto &t : targets) {
+		t.buf.clear();
+		t.rows = 0;
+		t.has_delete = false;
+		t.applied = 0; /* counters of a failed round are dropped (advisory) */
+	}
+	*connection_problem = ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION;
+	if (s == nullptr) {
+		*attempts = 0;
+		*retry_ms = guc::retry_backoff_min_ms;
+		return nullptr;
+	}
+	/* The connection's state is unknown (maybe mid-transaction): drop it;
+	 * reconnecting reads the true progress back from the modern side. */
+	remote::Disconnect(s->conn);
+	s->conn = nullptr;
+	s->progress_known = false;
+	s->failures++;
+	*attempts = static_cast<int>(s->failures);
+	*retry_ms = core::BackoffDelayMs(s->failures, guc::retry_backoff_min_ms, guc::retry_backoff_max_ms);
+	s->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), *retry_ms);
+	return s->server;
+}
+
+const char *
+TakeRecoveredServer(int *after_attempts)
+{
+	for (auto &s : streams)
+		if (s.server[0] != '\0' && s.recovered_after > 0) {
+			*after_attempts = static_cast<int>(s.recovered_after);
+			s.recovered_after = 0;
+			return s.server;
+		}
+	return nullptr;
+}
+
+} // namespace pgdw::worker

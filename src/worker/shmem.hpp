@@ -1,0 +1,82 @@
+/*-------------------------------------------------------------------------
+ * shmem.hpp
+ *    Shared state between the launcher, the per-database workers, the
+ *    capture trigger and the status functions.
+ *
+ * Nothing here is needed for correctness after a crash: the durable
+ * truth is in the outbox tables and in the progress row on the modern
+ * side.  Shared memory carries what must be fast (which outbox table
+ * capture writes to) or live (worker states for dualwrite.workers).
+ *
+ * IDENTIFICATION  src/worker/shmem.hpp
+ *-------------------------------------------------------------------------
+ */
+#pragma once
+
+#include "pg/pg.hpp"
+
+extern "C" {
+#include "port/atomics.h"
+}
+
+namespace pgdw::shm {
+
+/* One worker per database; more databases than this are not served. */
+constexpr int kMaxDatabases = 64;
+constexpr int kErrorLen = 256;
+
+enum WorkerState : int {
+	kStateFree = 0,     /* slot unused */
+	kStateStarting,     /* registered, not yet running */
+	kStateIdle,         /* running, nothing to deliver */
+	kStateRunning,      /* delivering */
+	kStateBackoff,      /* last round failed, waiting to retry */
+	kStateUnreachable,  /* cannot connect to the modern database */
+	kStateNoExtension,  /* database has no pg_dualwrite: not served */
+	kStateStopped,      /* worker exited */
+};
+
+const char *StateName(int state);
+
+struct DbSlot {
+	Oid dboid;                     /* InvalidOid: free */
+	pid_t pid;                     /* worker pid, 0 if none */
+	int state;                     /* WorkerState */
+	TimestampTz state_since;       /* when state last changed */
+	TimestampTz last_batch_at;     /* last remote commit of a batch */
+	uint64 applied_total;          /* changes applied since start */
+	char last_error[kErrorLen];    /* last delivery error, "" if none */
+	TimestampTz last_error_at;
+	pg_atomic_uint32 capture_gen;  /* outbox generation capture writes to */
+};
+
+struct Shared {
+	LWLock *lock;                  /* protects slot allocation and texts */
+	pid_t launcher_pid;
+	Latch *launcher_latch;         /* set to make the launcher rescan */
+	bool wake_requested;           /* also look at databases without the extension */
+	DbSlot slots[kMaxDatabases];
+};
+
+/* Hooks, installed by _PG_init. */
+void InstallHooks();
+
+/* nullptr unless the library was preloaded. */
+Shared *Get();
+
+/* The slot of a database, allocating one if create (takes the lock). */
+DbSlot *SlotFor(Oid dboid, bool create);
+
+/* Outbox generation for new changes of this database (0 if unknown). */
+uint32 CaptureGeneration();
+
+/* Wake the launcher so it rescans databases (after CREATE EXTENSION, enable). */
+void WakeLauncher();
+
+/* Test and clear the launcher's wake-up request. */
+bool TakeWakeRequest();
+
+/* Record a worker state change (and error text) for this database. */
+void SetState(DbSlot *slot, int state, const char *error);
+
+} // namespace pgdw::shm

@@ -1,0 +1,152 @@
+/*-------------------------------------------------------------------------
+ * worker.cpp
+ *    The per-database delivery worker: a loop of drain rounds.
+ *
+ * Loop shape (STYLE.md 3.6): wait on the latch, CHECK_FOR_INTERRUPTS,
+ * reload settings on SIGHUP, then one round.  A failed round is caught
+ * here (PG_TRY), its transaction aborted, its stream's connection dropped
+ * and retried with capped exponential backoff; one log line per state
+ * change, not per retry.  SIGTERM is `die`.
+ *
+ * IDENTIFICATION  src/worker/worker.cpp
+ *-------------------------------------------------------------------------
+ */
+#include "boundary/boundary.hpp"
+#include "config/guc.hpp"
+#include "outbox/rotate.hpp"
+#include "worker/drain.hpp"
+#include "worker/shmem.hpp"
+#include "worker/worker.hpp"
+
+extern "C" {
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "tcop/tcopprot.h"
+}
+
+namespace pgdw::worker {
+
+static shm::DbSlot *my_slot = nullptr;
+static bool failing = false;          /* last round failed (for one-line-per-change logging) */
+static char last_logged[256] = "";    /* message of the failure last logged */
+
+/* Settings that make our text output read back exactly on the modern side. */
+static void
+PinOutputSettings()
+{
+	SetConfigOption("DateStyle", "ISO, YMD", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+/* One round; returns ms to wait before the next one. */
+static long
+RoundGuarded()
+{
+	MemoryContext loop_context = CurrentMemoryContext;
+	volatile long wait_ms = guc::naptime_ms;
+	PG_TRY();
+	{
+		RoundResult r = pg_entry([] { return DrainRound(); });
+		if (r.no_extension) {
+			shm::SetState(my_slot, shm::kStateNoExtension, nullptr);
+			ereport(LOG, (errmsg("pg_dualwrite worker for database %u stops: the extension is not installed",
+			                     MyDatabaseId)));
+			proc_exit(0); /* the launcher starts us again after CREATE EXTENSION */
+		}
+		int after = 0;
+		const char *recovered = TakeRecoveredServer(&after);
+		if (recovered != nullptr)
+			ereport(LOG, (errmsg("pg_dualwrite: delivery to server \"%s\" resumed after %d failed attempts",
+			                     recovered, after)));
+		failing = failing && r.backing_off;
+		if (!failing)
+			last_logged[0] = '\0';
+		shm::SetState(my_slot, r.backing_off ? shm::kStateBackoff : r.applied > 0 ? shm::kStateRunning
+		                                                                         : shm::kStateIdle,
+		              nullptr);
+		outbox::Maintain();
+		if (r.backing_off)
+			wait_ms = Min(guc::naptime_ms, 100);
+		else if (r.applied > 0)
+			wait_ms = 0; /* more may have committed meanwhile: go again */
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(loop_context);
+		ErrorData *edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, nullptr);
+
+		bool connection_problem = false;
+		int attempts = 0;
+		long retry_ms = 0;
+		const char *server = OnRoundFailure(edata, &connection_problem, &attempts, &retry_ms);
+		shm::SetState(my_slot, connection_problem ? shm::kStateUnreachable : shm::kStateBackoff, edata->message);
+		/* One line per state change: a new error, not the same one again. */
+		if (strcmp(last_logged, edata->message != nullptr ? edata->message : "") != 0) {
+			ereport(WARNING, (errcode(edata->sqlerrcode),
+			                  server != nullptr
+			                      ? errmsg("pg_dualwrite: delivery to server \"%s\" failed: %s", server, edata->message)
+			                      : errmsg("pg_dualwrite: drain round failed: %s", edata->message),
+			                  edata->detail != nullptr ? errdetail_internal("%s", edata->detail) : 0,
+			                  errhint("Changes stay in the outbox; retrying with backoff (next in %ld ms).", retry_ms)));
+			strlcpy(last_logged, edata->message != nullptr ? edata->message : "", sizeof(last_logged));
+		}
+		failing = true;
+		FreeErrorData(edata);
+		wait_ms = Max(retry_ms, 10);
+	}
+	PG_END_TRY();
+	return wait_ms;
+}
+
+static void
+WorkerMain(Oid dboid)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("pg_dualwrite worker");
+	PinOutputSettings();
+
+	my_slot = shm::SlotFor(dboid, true);
+	if (my_slot == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+		                errmsg("pg_dualwrite serves at most %d databases", shm::kMaxDatabases)));
+	my_slot->pid = MyProcPid;
+	shm::SetState(my_slot, shm::kStateIdle, nullptr);
+
+	MemoryContext loop_context =
+	    AllocSetContextCreate(TopMemoryContext, "pg_dualwrite worker loop", ALLOCSET_DEFAULT_SIZES);
+	long wait_ms = 0;
+	for (;;) {
+		if (wait_ms > 0) {
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending) {
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextSwitchTo(loop_context);
+		MemoryContextReset(loop_context);
+		wait_ms = RoundGuarded();
+	}
+}
+
+} // namespace pgdw::worker
+
+extern "C" {
+PGDLLEXPORT void
+dualwrite_worker_main(Datum arg)
+{
+	pgdw::pg_entry([&] { pgdw::worker::WorkerMain(DatumGetObjectId(arg)); });
+}
+}
