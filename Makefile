@@ -38,3 +38,7 @@ check-link: $(shlib)
 	@if ldd -r $(shlib) 2>&1 | grep -q 'undefined symbol: _Z'; then \
 	  ldd -r $(shlib) | grep 'undefined symbol: _Z'; echo "check-link: FAILED"; exit 1; \
 	else echo "check-link: no undefined C++ symbols in $(shlib)"; fi
+
+# For test/run-tests.sh: `make -s print-REGRESS` prints a variable.
+print-%:
+	@echo '$($*)'

@@ -206,5 +206,24 @@ COMMENT ON FUNCTION dualwrite.wait_for_delivery(interval) IS
     'wait until every change committed before the call is applied on the modern side; false on timeout';
 REVOKE ALL ON FUNCTION dualwrite.wait_for_delivery(interval) FROM PUBLIC;
 
+-- A dropped table stops being flagged (its catalog row would dangle).
+CREATE FUNCTION dualwrite._on_sql_drop() RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM dualwrite.tables t
+    USING pg_event_trigger_dropped_objects() d
+    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+      AND d.objsubid OPERATOR(pg_catalog.=) 0
+      AND t.tbl::oid OPERATOR(pg_catalog.=) d.objid;
+END
+$$;
+CREATE EVENT TRIGGER dualwrite_sql_drop ON sql_drop EXECUTE FUNCTION dualwrite._on_sql_drop();
+
+-- Proof of the C++/PostgreSQL boundary, for the regression suite.
+CREATE FUNCTION dualwrite._selftest_boundary(kind text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'dualwrite_selftest_boundary' LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION dualwrite._selftest_boundary(text) FROM PUBLIC;
+
 -- A new database with pg_dualwrite: let the launcher start its worker now.
 SELECT dualwrite._wake();

@@ -112,6 +112,7 @@ BuildTableConfig(Relation rel, const char *server, const char *target_table, Jso
 		c->modern_name = c->legacy_name;
 		c->is_key = bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, key);
 		TypeNameAndCategory(att->atttypid, &c->type_name, &c->type_category);
+		c->type_display = format_type_with_typemod(att->atttypid, att->atttypmod);
 	}
 	if (column_map != nullptr)
 		ApplyColumnMap(rel, cols, n, column_map);
@@ -217,6 +218,15 @@ DeleteTableRow(Oid relid)
 	int64 pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	uint64 deleted = SpiWithOid("DELETE FROM dualwrite.tables WHERE tbl::oid = $1", relid, SPI_OK_DELETE);
 	SpiWithOid("DELETE FROM dualwrite._table_stats WHERE relid = $1", relid, SPI_OK_DELETE);
+	/* The caller's lock waited for every writer of the table: all of its
+	 * captured changes are settled.  Drop them, so enabling the table again
+	 * later does not deliver changes from before this disable. */
+	for (int g = 0; g < 3 && deleted > 0; g++) {
+		char *sql = psprintf("DELETE FROM dualwrite._outbox_%d WHERE relid IN "
+		                     "(SELECT $1 UNION SELECT relid FROM pg_catalog.pg_partition_tree($1::regclass))",
+		                     g);
+		SpiWithOid(sql, relid, SPI_OK_DELETE);
+	}
 	SPI_finish();
 	return deleted == 0 ? -1 : pending;
 }

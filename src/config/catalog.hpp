@@ -26,6 +26,7 @@ struct ColumnConfig {
 	const char *modern_name;
 	const char *type_name;   /* pg_type.typname of the (base) type */
 	char type_category;      /* pg_type.typcategory */
+	const char *type_display; /* format_type, for messages */
 	bool is_key;
 };
 

@@ -104,7 +104,8 @@ CheckTarget(Relation rel, const TableConfig *cfg, PGconn *conn)
 		                errmsg("target %s on server \"%s\" is not a table", target, cfg->target_server)));
 
 	res = RemoteQuery(conn,
-	                  "SELECT a.attname, bt.typname, bt.typcategory, a.attgenerated <> '' "
+	                  "SELECT a.attname, bt.typname, bt.typcategory, a.attgenerated <> '', "
+	                  "pg_catalog.format_type(a.atttypid, a.atttypmod) "
 	                  "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
 	                  "JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype "
 	                  "ELSE t.oid END WHERE a.attrelid = %s%s AND a.attnum > 0 AND NOT a.attisdropped",
@@ -129,6 +130,7 @@ CheckTarget(Relation rel, const TableConfig *cfg, PGconn *conn)
 		}
 		bool generated = PQgetvalue(res, match, 3)[0] == 't';
 		char *mtype = pstrdup(PQgetvalue(res, match, 1));
+		char *mdisplay = pstrdup(PQgetvalue(res, match, 4));
 		char mcat = PQgetvalue(res, match, 2)[0];
 		if (generated) {
 			PQclear(res);
@@ -140,8 +142,8 @@ CheckTarget(Relation rel, const TableConfig *cfg, PGconn *conn)
 			PQclear(res);
 			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
 			                errmsg("column \"%s\" of table \"%s\" has type %s, but modern column \"%s\" has type %s",
-			                       col->legacy_name, RelationGetRelationName(rel), col->type_name, col->modern_name,
-			                       mtype),
+			                       col->legacy_name, RelationGetRelationName(rel), col->type_display, col->modern_name,
+			                       mdisplay),
 			                errdetail("Values travel as text; the modern type must read the legacy type's output "
 			                          "without changing its meaning.")));
 		}
@@ -241,8 +243,10 @@ Disable(FunctionCallInfo fcinfo)
 		                errmsg("table \"%s\" is not enabled for dual write", RelationGetRelationName(rel))));
 	DropCaptureTriggers(rel);
 	if (discarded > 0)
-		ereport(NOTICE, (errmsg("%lld undelivered changes of table \"%s\" were discarded",
-		                        static_cast<long long>(discarded), RelationGetRelationName(rel))));
+		ereport(NOTICE, (errmsg_plural("%lld undelivered change of table \"%s\" was discarded",
+		                               "%lld undelivered changes of table \"%s\" were discarded",
+		                               static_cast<unsigned long>(discarded), static_cast<long long>(discarded),
+		                               RelationGetRelationName(rel))));
 	table_close(rel, NoLock);
 	PG_RETURN_VOID();
 }

@@ -21,6 +21,7 @@
 #include "core/apply_sql.hpp"
 #include "core/backoff.hpp"
 #include "core/copy_text.hpp"
+#include "core/quote.hpp"
 #include "outbox/outbox.hpp"
 #include "remote/connection.hpp"
 #include "worker/shmem.hpp"
@@ -29,7 +30,9 @@ extern "C" {
 #include "catalog/pg_inherits.h"
 #include "commands/extension.h"
 #include "utils/acl.h"
+#include "utils/inval.h"
 #include "utils/pg_lsn.h"
+#include "utils/syscache.h"
 }
 
 namespace pgdw::worker {
@@ -86,6 +89,10 @@ struct Source {
 static Source *sources = nullptr; /* round_context */
 static int nsources = 0;
 
+/* Set by syscache invalidation of a server or user mapping: reconnect. */
+static bool options_changed = false;
+static bool inval_registered = false;
+
 static MemoryContext round_context = nullptr;
 static MemoryContext batch_context = nullptr;
 
@@ -121,6 +128,35 @@ SetProgress(Stream *s, const char *done, const char *cur, const char *lsn, const
 	strlcpy(s->pos_lsn, lsn != nullptr ? lsn : "0/0", sizeof(s->pos_lsn));
 	strlcpy(s->pos_txid, txid != nullptr ? txid : "0", sizeof(s->pos_txid));
 	s->pos_seq = seq;
+}
+
+extern "C" {
+/* ALTER SERVER / ALTER USER MAPPING: take effect at the next round. */
+static void
+options_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	options_changed = true; /* cannot fail */
+}
+}
+
+/* Drop every connection if a server or user mapping changed since. */
+static void
+ApplyOptionChanges()
+{
+	if (!inval_registered) {
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, options_inval_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, options_inval_callback, (Datum) 0);
+		inval_registered = true;
+	}
+	if (!options_changed)
+		return;
+	options_changed = false;
+	for (auto &s : streams) {
+		remote::Disconnect(s.conn);
+		s.conn = nullptr;
+		s.progress_known = false;
+		s.retry_at = 0; /* a fixed target deserves a retry now */
+	}
 }
 
 /* Connect if needed and read the stream's progress from the modern side. */
@@ -273,9 +309,11 @@ StageRow(Source *src, int64 ord, char op, bytea *image)
 }
 
 /* Send the staged rows of every target of `s` and apply them (inside the
- * stream's open remote transaction, which this starts if needed). */
+ * stream's open remote transaction, which this starts if needed).  When the
+ * transaction goes on after this (a TRUNCATE follows), the staging tables
+ * are emptied: ON COMMIT DELETE ROWS empties them only at commit. */
 static void
-FlushTargets(Stream *s, bool *in_xact)
+FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 {
 	for (auto &t : targets) {
 		if (t.stream != s || t.rows == 0)
@@ -302,6 +340,8 @@ FlushTargets(Stream *s, bool *in_xact)
 			if (t.has_delete)
 				q += t.delete_sql + "; ";
 			q += t.upsert_sql + "; ";
+			if (clear_stage)
+				q += "TRUNCATE pg_temp." + core::QuoteIdent(t.shape.stage) + "; ";
 		}
 		return q;
 	});
@@ -344,7 +384,7 @@ ApplyBatch(Stream *s, SPITupleTable *tt, uint64 n, const char *prev, const char 
 		Target &t = targets[src->target];
 		if (op == outbox::kTruncate) {
 			/* Everything staged before the TRUNCATE goes first. */
-			FlushTargets(s, &in_xact);
+			FlushTargets(s, &in_xact, true);
 			const char *sql = pg_string([&] { return std::string(in_xact ? "" : "BEGIN; ") + t.truncate_sql; });
 			in_xact = true;
 			remote::Exec(s->conn, sql);
@@ -352,7 +392,7 @@ ApplyBatch(Stream *s, SPITupleTable *tt, uint64 n, const char *prev, const char 
 			StageRow(src, ++ord, op, reinterpret_cast<bytea *>(PG_DETOAST_DATUM_PACKED(data)));
 		counts[src->target]++;
 	}
-	FlushTargets(s, &in_xact);
+	FlushTargets(s, &in_xact, false);
 	const char *commit_sql = pg_string([&] {
 		return std::string(in_xact ? "" : "BEGIN; ") +
 		       core::ProgressUpsertSql(Origin(s), prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
@@ -498,6 +538,7 @@ DrainRound()
 		LoadShapes(cfgs, n);
 		MemoryContextSwitchTo(old);
 		result.has_tables = n > 0;
+		ApplyOptionChanges();
 		TimestampTz now = GetCurrentTimestamp();
 		for (auto &s : streams) {
 			if (s.server[0] == '\0')
