@@ -117,7 +117,8 @@ REVOKE ALL ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name), dual
 ------------------------------------------------------------------------------
 CREATE FUNCTION dualwrite._worker_info(
     OUT datname name, OUT pid integer, OUT state text, OUT state_since timestamptz,
-    OUT last_batch_at timestamptz, OUT applied bigint, OUT last_error text, OUT last_error_at timestamptz)
+    OUT last_batch_at timestamptz, OUT applied bigint, OUT last_error text, OUT last_error_at timestamptz,
+    OUT apply_rate double precision)
 RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'dualwrite_worker_info' LANGUAGE C;
 
@@ -159,19 +160,25 @@ SELECT t.tbl                                           AS table_name,
        COALESCE(s.failures, 0)                         AS failed,
        q.oldest                                        AS oldest_pending,
        COALESCE(pg_catalog.now() - q.oldest, interval '0') AS lag,
+       CASE WHEN COALESCE(q.queued, 0) OPERATOR(pg_catalog.=) 0 THEN interval '0'
+            WHEN w.apply_rate OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.make_interval(secs => q.queued OPERATOR(pg_catalog./) w.apply_rate)
+       END                                             AS catch_up_eta,
        s.last_applied_at,
        s.last_error,
        s.last_error_at
 FROM dualwrite.tables t
 LEFT JOIN dualwrite._table_stats s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN (SELECT p.tbl, pg_catalog.count(*) AS queued, pg_catalog.min(p.ts) AS oldest
-           FROM dualwrite._pending p GROUP BY p.tbl) q ON q.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid;
+           FROM dualwrite._pending p GROUP BY p.tbl) q ON q.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid
+LEFT JOIN dualwrite._worker_info() w ON w.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
 COMMENT ON VIEW dualwrite.status IS
     'per flagged table: captured, applied, queued and failed changes, lag and the last error';
 REVOKE ALL ON dualwrite.status FROM PUBLIC;
 
 CREATE VIEW dualwrite.workers AS
-SELECT w.datname, w.pid, w.state, w.state_since, w.last_batch_at, w.applied, w.last_error, w.last_error_at
+SELECT w.datname, w.pid, w.state, w.state_since, w.last_batch_at, w.applied,
+       pg_catalog.round(w.apply_rate::numeric) AS apply_rate, w.last_error, w.last_error_at
 FROM dualwrite._worker_info() w;
 COMMENT ON VIEW dualwrite.workers IS 'per database: the delivery worker''s state and its last batch';
 REVOKE ALL ON dualwrite.workers FROM PUBLIC;
@@ -219,6 +226,33 @@ BEGIN
 END
 $$;
 CREATE EVENT TRIGGER dualwrite_sql_drop ON sql_drop EXECUTE FUNCTION dualwrite._on_sql_drop();
+
+-- Queued changes are raw row images decoded with the table's current
+-- layout: refuse a rewrite (e.g. ALTER COLUMN TYPE) while any are pending.
+CREATE FUNCTION dualwrite._on_table_rewrite() RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel     oid := pg_event_trigger_table_rewrite_oid();
+    flagged regclass;
+    pending bigint;
+BEGIN
+    SELECT t.tbl INTO flagged FROM dualwrite.tables t
+    WHERE t.tbl::oid OPERATOR(pg_catalog.=) rel
+       OR t.tbl::oid IN (SELECT a.relid FROM pg_partition_ancestors(rel) a);
+    IF flagged IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT count(*) INTO pending FROM dualwrite._pending p WHERE p.tbl OPERATOR(pg_catalog.=) flagged;
+    IF pending > 0 THEN
+        RAISE EXCEPTION 'cannot rewrite table % while % captured changes of it are undelivered', rel::regclass, pending
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Queued changes are decoded with the table''s current column layout.',
+                  HINT = 'Wait until SELECT dualwrite.wait_for_delivery() returns true, then retry (apply the same change on the modern side too).';
+    END IF;
+END
+$$;
+CREATE EVENT TRIGGER dualwrite_table_rewrite ON table_rewrite EXECUTE FUNCTION dualwrite._on_table_rewrite();
 
 -- Proof of the C++/PostgreSQL boundary, for the regression suite.
 CREATE FUNCTION dualwrite._selftest_boundary(kind text) RETURNS bigint

@@ -72,3 +72,4 @@ CREATE TRIGGER m BEFORE INSERT ON misuse FOR EACH ROW EXECUTE FUNCTION dualwrite
 INSERT INTO misuse VALUES (1);
 DROP TABLE misuse;
 SELECT dualwrite.disable('no_pk');
+DROP VIEW orders_view;

@@ -25,6 +25,7 @@ int retry_backoff_min_ms = 200;
 int retry_backoff_max_ms = 30000;
 int rotate_interval_s = 10;
 int connect_timeout_s = 10;
+int remote_timeout_ms = 120000;
 
 static const struct config_enum_entry mode_options[] = {
 	{"async", kModeAsync, false},
@@ -108,6 +109,14 @@ DefineSettings()
 	                        gettext_noop("Time allowed to connect to the modern database."),
 	                        gettext_noop("Used when the foreign server sets no connect_timeout option."),
 	                        &connect_timeout_s, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+
+	/* Generous: a batch of 10,000 upserts takes well under a second. */
+	DefineCustomIntVariable("dualwrite.remote_timeout",
+	                        gettext_noop("Longest wait for the modern database to answer during a remote call."),
+	                        gettext_noop("The connection is dropped and the work retried; 0 waits forever "
+	                                     "(cancel and terminate still work)."),
+	                        &remote_timeout_ms, 120000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+	                        nullptr);
 
 	MarkGUCPrefixReserved("dualwrite");
 }

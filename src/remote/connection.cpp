@@ -106,15 +106,23 @@ OwnByTransaction(PGconn *conn)
 	oc->close_at_xact_end = true;
 }
 
-/* Wait until the socket is ready or an interrupt arrives; raises on timeout. */
+/*
+ * Wait until the socket is ready or an interrupt arrives.  `deadline` bounds
+ * a connection attempt; any other wait is bounded by dualwrite.remote_timeout
+ * of inactivity, so a target that accepts a connection and then never
+ * answers cannot stall a backend or the worker for good.
+ */
 static void
 WaitSocket(PGconn *conn, int io_events, TimestampTz deadline, const char *what)
 {
+	bool connecting = deadline != 0;
+	if (!connecting && guc::remote_timeout_ms > 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), guc::remote_timeout_ms);
 	long timeout_ms = -1;
 	int events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | io_events;
 	if (deadline != 0) {
 		timeout_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		if (timeout_ms <= 0)
+		if (timeout_ms <= 0 && connecting)
 			ereport(ERROR, (errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 			                errmsg("could not connect to server \"%s\": timeout expired", ServerName(conn)),
 			                errdetail("No answer while %s.", what)));
@@ -124,6 +132,12 @@ WaitSocket(PGconn *conn, int io_events, TimestampTz deadline, const char *what)
 	if (rc & WL_LATCH_SET)
 		ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+	if ((rc & WL_TIMEOUT) && !connecting)
+		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+		                errmsg("server \"%s\" did not answer within %d ms", ServerName(conn), guc::remote_timeout_ms),
+		                errdetail("No answer while %s.", what),
+		                errhint("The work is retried on a new connection; raise dualwrite.remote_timeout if the "
+		                        "modern database is only slow.")));
 }
 
 /* libpq keywords that a server or user mapping may set. */

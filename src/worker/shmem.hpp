@@ -45,6 +45,7 @@ struct DbSlot {
 	TimestampTz state_since;       /* when state last changed */
 	TimestampTz last_batch_at;     /* last remote commit of a batch */
 	uint64 applied_total;          /* changes applied since start */
+	double apply_rate;             /* changes/s while delivering (moving average) */
 	char last_error[kErrorLen];    /* last delivery error, "" if none */
 	TimestampTz last_error_at;
 	pg_atomic_uint32 capture_gen;  /* outbox generation capture writes to */

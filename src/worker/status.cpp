@@ -39,8 +39,8 @@ WorkerInfo(FunctionCallInfo fcinfo)
 		char *datname = get_database_name(s->dboid);
 		if (datname == nullptr)
 			continue;
-		Datum values[8];
-		bool nulls[8] = {false};
+		Datum values[9];
+		bool nulls[9] = {false};
 		values[0] = DirectFunctionCall1(namein, CStringGetDatum(datname));
 		values[1] = Int32GetDatum(s->pid);
 		nulls[1] = s->pid == 0;
@@ -54,6 +54,7 @@ WorkerInfo(FunctionCallInfo fcinfo)
 		nulls[6] = s->last_error[0] == '\0';
 		values[7] = TimestampTzGetDatum(s->last_error_at);
 		nulls[7] = s->last_error_at == 0;
+		values[8] = Float8GetDatum(s->apply_rate);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -42,6 +42,21 @@ PinOutputSettings()
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
+/* Moving average of the delivery rate, for the catch-up estimate. */
+static void
+RecordRate(int64 applied, TimestampTz started)
+{
+	long secs;
+	int usecs;
+	TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
+	double elapsed = secs + usecs / 1e6;
+	if (applied <= 0 || elapsed <= 0 || my_slot == nullptr)
+		return;
+	double sample = applied / elapsed;
+	/* Weight 0.3: follows a change of pace within a few rounds. */
+	my_slot->apply_rate = my_slot->apply_rate > 0 ? 0.7 * my_slot->apply_rate + 0.3 * sample : sample;
+}
+
 /* One round; returns ms to wait before the next one. */
 static long
 RoundGuarded()
@@ -50,7 +65,9 @@ RoundGuarded()
 	volatile long wait_ms = guc::naptime_ms;
 	PG_TRY();
 	{
+		TimestampTz started = GetCurrentTimestamp();
 		RoundResult r = pg_entry([] { return DrainRound(); });
+		RecordRate(r.applied, started);
 		if (r.no_extension) {
 			shm::SetState(my_slot, shm::kStateNoExtension, nullptr);
 			ereport(LOG, (errmsg("pg_dualwrite worker for database %u stops: the extension is not installed",
