@@ -20,12 +20,5 @@ std::string QuoteIdent(std::string_view name);
 /* 'text' with quotes doubled; E'' form when backslashes are present. */
 std::string QuoteLiteral(std::string_view text);
 
-/*
- * Parse a possibly schema-qualified name as PostgreSQL does for regclass
- * input ("Sch"."Tbl", sch.tbl, tbl): unquoted parts are folded to lower
- * case.  Returns false on a syntax error.  schema is empty when absent.
- */
-bool SplitQualifiedName(std::string_view text, std::string &schema, std::string &name);
-
 } // namespace pgdw::core
 
