@@ -270,13 +270,17 @@ LoadAll(int *count)
 	SPI_finish();
 
 	TableConfig **all = static_cast<TableConfig **>(palloc0(sizeof(TableConfig *) * (n + 1)));
+	int kept = 0;
 	for (int i = 0; i < n; i++) {
-		Relation rel = table_open(relids[i], AccessShareLock);
-		all[i] = BuildTableConfig(rel, servers[i], targets[i], maps[i]);
-		all[i]->enabled_by = owners[i];
+		/* A table dropped since we read the catalog is skipped, not an error. */
+		Relation rel = try_table_open(relids[i], AccessShareLock);
+		if (rel == nullptr)
+			continue;
+		all[kept] = BuildTableConfig(rel, servers[i], targets[i], maps[i]);
+		all[kept++]->enabled_by = owners[i];
 		table_close(rel, NoLock);
 	}
-	*count = n;
+	*count = kept;
 	return all;
 }
 

@@ -152,7 +152,7 @@ IsLibpqOption(const char *keyword, bool *is_user_option)
 			                errdetail("Could not get libpq's default connection options.")));
 	}
 	/* Options we always set ourselves, or that make no sense here. */
-	static const char *const reserved[] = {"client_encoding", "fallback_application_name", "replication",
+	static const char *const reserved[] = {"client_encoding", "application_name", "fallback_application_name", "replication",
 	                                       "dbname_is_connstring", nullptr};
 	for (int i = 0; reserved[i] != nullptr; i++)
 		if (strcmp(keyword, reserved[i]) == 0)
@@ -428,7 +428,9 @@ Connect(const char *servername, Oid userid)
 	AddOptions(mapping->options, keywords, values, &n, kMax - 10);
 
 	/* What we always set: who we are, our encoding, and dead-peer detection. */
-	keywords[n] = "fallback_application_name";
+	/* Explicit, not a fallback: PGAPPNAME in the server's environment
+	 * must not rename the sessions DBAs look for on the modern side. */
+	keywords[n] = "application_name";
 	values[n++] = "pg_dualwrite";
 	keywords[n] = "client_encoding";
 	values[n++] = GetDatabaseEncodingName();

@@ -406,11 +406,8 @@ ApplyBatch(Stream *s, SPITupleTable *tt, uint64 n, const char *prev, const char 
 
 /* Read the range (prev, cur] of one stream in commit order and apply it. */
 static int64
-DrainStream(Stream *s)
+DrainRange(Stream *s)
 {
-	const char *origin = Origin(s);
-	EnsureConnected(s, origin);
-
 	/* The relations of this stream, as an oid[] literal. */
 	StringInfoData relids;
 	initStringInfo(&relids);
@@ -475,6 +472,22 @@ DrainStream(Stream *s)
 	SetProgress(s, cur, nullptr, nullptr, nullptr, 0);
 	s->dirty = s->dirty || total > 0;
 	return total;
+}
+
+/*
+ * Deliver everything committed up to this round's snapshot.  A range that a
+ * failure interrupted (known from the progress row read back on reconnect)
+ * is finished first, then the new range: finishing an old range alone is
+ * not a recovery, and must not reset the failure count.
+ */
+static int64
+DrainStream(Stream *s)
+{
+	EnsureConnected(s, Origin(s));
+	int64 total = 0;
+	if (s->cur_snapshot != nullptr)
+		total += DrainRange(s);
+	return total + DrainRange(s);
 }
 
 /* Record progress and counters locally (in the round's transaction). */

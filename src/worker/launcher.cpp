@@ -32,6 +32,9 @@ namespace pgdw::worker {
 constexpr long kRestartDelayMs = 5000;
 /* Rescan pg_database at least this often (a new database, a dropped one). */
 constexpr long kRescanMs = 10000;
+/* Databases without the extension are looked at again this often, in case
+ * a wake-up was missed (e.g. the launcher was restarting at the time). */
+constexpr long kNoExtensionRetryMs = 60000;
 
 struct LaunchState {
 	Oid dboid;
@@ -112,9 +115,12 @@ ListDatabases(Oid *out, int max)
 	return n;
 }
 
-static void
+/* Start or restart workers; returns true if one was held back by the
+ * restart delay (so the caller looks again soon). */
+static bool
 Supervise(bool rescan_all)
 {
+	bool deferred = false;
 	Oid dbs[shm::kMaxDatabases];
 	int ndbs = ListDatabases(dbs, shm::kMaxDatabases);
 	TimestampTz now = GetCurrentTimestamp();
@@ -143,10 +149,12 @@ Supervise(bool rescan_all)
 			pfree(ls->handle);
 			ls->handle = nullptr;
 		}
-		if (ls->no_extension && !rescan_all)
+		if (ls->no_extension && !rescan_all && !TimestampDifferenceExceeds(ls->started_at, now, kNoExtensionRetryMs))
 			continue;
-		if (!TimestampDifferenceExceeds(ls->started_at, now, kRestartDelayMs) && ls->started_at != 0)
+		if (!TimestampDifferenceExceeds(ls->started_at, now, kRestartDelayMs) && ls->started_at != 0) {
+			deferred = true;
 			continue;
+		}
 		ls->no_extension = false;
 		StartWorker(ls);
 	}
@@ -162,6 +170,7 @@ Supervise(bool rescan_all)
 			l.dboid = InvalidOid;
 		}
 	}
+	return deferred;
 }
 
 static void
@@ -186,12 +195,14 @@ LauncherMain()
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		Supervise(rescan_all);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kRescanMs, PG_WAIT_EXTENSION);
+		bool deferred = Supervise(rescan_all);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, deferred ? 1000 : kRescanMs,
+		                 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		/* Databases without the extension are retried only on request
-		 * (CREATE EXTENSION calls dualwrite._wake()). */
-		rescan_all = shm::TakeWakeRequest();
+		/* Databases without the extension are retried on request (CREATE
+		 * EXTENSION calls dualwrite._wake() at commit); a request that met
+		 * the restart delay stays pending until it could be served. */
+		rescan_all = shm::TakeWakeRequest() || (rescan_all && deferred);
 	}
 }
 

@@ -139,8 +139,36 @@ CaptureGeneration()
 	return pg_atomic_read_u32(&my_slot->capture_gen) % 3;
 }
 
+/* Wake-ups wait for commit (pglogical's pattern): a worker started before
+ * CREATE EXTENSION commits would not see the extension and stop. */
+static bool wake_at_commit = false;
+
+extern "C" {
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
+		if (wake_at_commit)
+			pg_entry([] { WakeLauncherNow(); }); /* takes an LWLock, sets a latch: cannot fail */
+		wake_at_commit = false;
+	} else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		wake_at_commit = false;
+}
+}
+
 void
 WakeLauncher()
+{
+	static bool registered = false;
+	if (!registered) {
+		RegisterXactCallback(wake_xact_callback, nullptr);
+		registered = true;
+	}
+	wake_at_commit = true;
+}
+
+void
+WakeLauncherNow()
 {
 	if (shared == nullptr)
 		return;

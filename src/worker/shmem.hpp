@@ -71,8 +71,10 @@ DbSlot *SlotFor(Oid dboid, bool create);
 /* Outbox generation for new changes of this database (0 if unknown). */
 uint32 CaptureGeneration();
 
-/* Wake the launcher so it rescans databases (after CREATE EXTENSION, enable). */
+/* Wake the launcher when the current transaction commits, so it rescans
+ * databases (after CREATE EXTENSION, enable). */
 void WakeLauncher();
+void WakeLauncherNow();
 
 /* Test and clear the launcher's wake-up request. */
 bool TakeWakeRequest();

@@ -70,8 +70,8 @@ RoundGuarded()
 		RecordRate(r.applied, started);
 		if (r.no_extension) {
 			shm::SetState(my_slot, shm::kStateNoExtension, nullptr);
-			ereport(LOG, (errmsg("pg_dualwrite worker for database %u stops: the extension is not installed",
-			                     MyDatabaseId)));
+			ereport(DEBUG1, (errmsg("pg_dualwrite worker for database %u stops: the extension is not installed",
+			                        MyDatabaseId)));
 			proc_exit(0); /* the launcher starts us again after CREATE EXTENSION */
 		}
 		int after = 0;
