@@ -283,9 +283,21 @@ Send(PGconn *conn, const char *sql)
 }
 
 void
+SendCommand(PGconn *conn, const char *sql)
+{
+	Send(conn, sql);
+}
+
+void
 Exec(PGconn *conn, const char *sql)
 {
 	Send(conn, sql);
+	WaitCommand(conn, sql);
+}
+
+void
+WaitCommand(PGconn *conn, const char *sql)
+{
 	PGresult *res;
 	PGresult *failed = nullptr;
 	while ((res = NextResult(conn, sql)) != nullptr) {

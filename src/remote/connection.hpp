@@ -45,6 +45,13 @@ void Disconnect(PGconn *conn);
 /* Run a command string (may hold several statements); raise the remote error if any. */
 void Exec(PGconn *conn, const char *sql);
 
+/* Exec in two halves, so the caller can work while the modern side does:
+ * SendCommand() returns once the text is sent; WaitCommand() collects the
+ * results (sql is only for messages).  Nothing else may use the
+ * connection in between. */
+void SendCommand(PGconn *conn, const char *sql);
+void WaitCommand(PGconn *conn, const char *sql);
+
 /*
  * Run a query and return its tuples result; the caller must PQclear it.
  * Raises the remote error if any (the result is cleared first).

@@ -30,6 +30,8 @@ extern "C" {
 #include "catalog/pg_inherits.h"
 #include "commands/extension.h"
 #include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "utils/inval.h"
 #include "utils/pg_lsn.h"
 #include "utils/syscache.h"
@@ -88,6 +90,24 @@ struct Source {
 };
 static Source *sources = nullptr; /* round_context */
 static int nsources = 0;
+
+/*
+ * A batch whose apply and COMMIT are sent but not yet confirmed.  While the
+ * modern side applies batch k, the worker fetches and encodes batch k+1:
+ * the two sides work in parallel.  Only one batch is ever in flight, and it
+ * is confirmed before anything else uses the connection.
+ */
+struct InFlight {
+	bool active;
+	Stream *stream;
+	const char *prev, *cur; /* the range (its strings outlive the batch) */
+	char lsn[32], txid[32];
+	int seq;
+	uint64 rows;
+};
+static InFlight in_flight;
+static int64 *in_flight_counts = nullptr; /* per target, round_context */
+static int64 *batch_counts = nullptr;     /* per target, round_context */
 
 /* Set by syscache invalidation of a server or user mapping: reconnect. */
 static bool options_changed = false;
@@ -205,6 +225,9 @@ LoadShapes(config::TableConfig **cfgs, int n)
 		total += list_length(per_table[i]);
 	}
 	sources = static_cast<Source *>(palloc0(sizeof(Source) * (total + 1)));
+	in_flight_counts = static_cast<int64 *>(palloc0(sizeof(int64) * (n + 1)));
+	batch_counts = static_cast<int64 *>(palloc0(sizeof(int64) * (n + 1)));
+	in_flight.active = false;
 	nsources = 0;
 	for (int i = 0; i < n; i++) {
 		Target &t = targets[i];
@@ -356,10 +379,37 @@ FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 	}
 }
 
-/* Apply one fetched batch as one remote transaction. */
-static void
-ApplyBatch(Stream *s, SPITupleTable *tt, uint64 n, const char *prev, const char *cur, int64 *counts)
+/* Wait for the batch in flight to commit on the modern side; then advance
+ * the stream's progress.  Returns the changes it applied. */
+static int64
+FinishInFlight()
 {
+	if (!in_flight.active)
+		return 0;
+	in_flight.active = false; /* if the wait fails, the round fails: all is re-read */
+	Stream *s = in_flight.stream;
+	remote::WaitCommand(s->conn, "COMMIT");
+	SetProgress(s, in_flight.prev, in_flight.cur, in_flight.lsn, in_flight.txid, in_flight.seq);
+	int64 total = 0;
+	for (size_t i = 0; i < targets.size(); i++) {
+		targets[i].applied += in_flight_counts[i];
+		total += in_flight_counts[i];
+		in_flight_counts[i] = 0;
+	}
+	shm::DbSlot *slot = shm::SlotFor(MyDatabaseId, false);
+	if (slot != nullptr) {
+		slot->last_batch_at = GetCurrentTimestamp();
+		slot->applied_total += in_flight.rows;
+	}
+	return total;
+}
+
+/* Apply one fetched batch as one remote transaction, left in flight. */
+static int64
+ApplyBatch(Stream *s, SPITupleTable *tt, uint64 n, const char *prev, const char *cur)
+{
+	int64 *counts = batch_counts;
+	int64 confirmed = 0;
 	MemoryContext old = MemoryContextSwitchTo(batch_context);
 	bool in_xact = false;
 	int64 ord = 0;
@@ -384,6 +434,7 @@ ApplyBatch(Stream *s, SPITupleTable *tt, uint64 n, const char *prev, const char 
 		Target &t = targets[src->target];
 		if (op == outbox::kTruncate) {
 			/* Everything staged before the TRUNCATE goes first. */
+			confirmed += FinishInFlight();
 			FlushTargets(s, &in_xact, true);
 			const char *sql = pg_string([&] { return std::string(in_xact ? "" : "BEGIN; ") + t.truncate_sql; });
 			in_xact = true;
@@ -392,30 +443,42 @@ ApplyBatch(Stream *s, SPITupleTable *tt, uint64 n, const char *prev, const char 
 			StageRow(src, ++ord, op, reinterpret_cast<bytea *>(PG_DETOAST_DATUM_PACKED(data)));
 		counts[src->target]++;
 	}
+	confirmed += FinishInFlight();
 	FlushTargets(s, &in_xact, false);
 	const char *commit_sql = pg_string([&] {
 		return std::string(in_xact ? "" : "BEGIN; ") +
 		       core::ProgressUpsertSql(Origin(s), prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
 	});
-	remote::Exec(s->conn, commit_sql);
-	/* The batch is durable on the modern side: advance. */
-	SetProgress(s, prev, cur, last_lsn, last_txid, last_seq);
+	remote::SendCommand(s->conn, commit_sql);
+	/* Progress advances when the COMMIT is confirmed (FinishInFlight). */
+	in_flight.active = true;
+	in_flight.stream = s;
+	in_flight.prev = prev;
+	in_flight.cur = cur;
+	strlcpy(in_flight.lsn, last_lsn, sizeof(in_flight.lsn));
+	strlcpy(in_flight.txid, last_txid, sizeof(in_flight.txid));
+	in_flight.seq = last_seq;
+	in_flight.rows = n;
+	for (size_t i = 0; i < targets.size(); i++) {
+		in_flight_counts[i] = counts[i];
+		counts[i] = 0;
+	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(batch_context);
+	return confirmed;
 }
 
 /* Read the range (prev, cur] of one stream in commit order and apply it. */
 static int64
 DrainRange(Stream *s)
 {
-	/* The relations of this stream, as an oid[] literal. */
-	StringInfoData relids;
-	initStringInfo(&relids);
-	appendStringInfoChar(&relids, '{');
+	/* The relations of this stream. */
+	Datum *relids = static_cast<Datum *>(palloc(sizeof(Datum) * (nsources + 1)));
+	int nrelids = 0;
 	for (int i = 0; i < nsources; i++)
 		if (targets[sources[i].target].stream == s)
-			appendStringInfo(&relids, "%s%u", relids.len > 1 ? "," : "", sources[i].relid);
-	appendStringInfoChar(&relids, '}');
+			relids[nrelids++] = ObjectIdGetDatum(sources[i].relid);
+	ArrayType *relid_array = construct_array(relids, nrelids, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
 
 	const char *prev = pstrdup(s->done_snapshot);
 	const char *cur;
@@ -427,9 +490,14 @@ DrainRange(Stream *s)
 		cur = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	}
 
-	Oid types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
-	Datum values[6] = {CStringGetTextDatum(relids.data), CStringGetTextDatum(prev), CStringGetTextDatum(cur),
-	                   CStringGetTextDatum(s->pos_lsn), CStringGetTextDatum(s->pos_txid),
+	/* Typed parameters: a text parameter cast in the query would be parsed
+	 * again for every outbox row (the casts are not immutable). */
+	Oid types[6] = {OIDARRAYOID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, LSNOID, XID8OID, INT4OID};
+	Datum values[6] = {PointerGetDatum(relid_array),
+	                   DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(prev)),
+	                   DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(cur)),
+	                   DirectFunctionCall1(pg_lsn_in, CStringGetDatum(s->pos_lsn)),
+	                   DirectFunctionCall1(xid8in, CStringGetDatum(s->pos_txid)),
 	                   Int32GetDatum(s->pos_seq)};
 	/* Committed in cur, not in prev, after the last applied position;
 	 * MVCC (our REPEATABLE READ snapshot) hides aborted and running ones. */
@@ -438,34 +506,24 @@ DrainRange(Stream *s)
 	    "SELECT o.relid, o.op, o.data, o.lsn, o.txid, o.seq FROM ("
 	    " SELECT * FROM dualwrite._outbox_0 UNION ALL SELECT * FROM dualwrite._outbox_1"
 	    " UNION ALL SELECT * FROM dualwrite._outbox_2) o"
-	    " WHERE o.relid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[])"
-	    " AND o.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($2::pg_catalog.pg_snapshot)"
-	    " AND NOT pg_catalog.pg_visible_in_snapshot(o.txid, $2::pg_catalog.pg_snapshot)"
-	    " AND pg_catalog.pg_visible_in_snapshot(o.txid, $3::pg_catalog.pg_snapshot)"
-	    " AND (o.lsn, o.txid, o.seq) OPERATOR(pg_catalog.>) ($4::pg_catalog.pg_lsn, $5::pg_catalog.xid8, $6)"
+	    " WHERE o.relid OPERATOR(pg_catalog.=) ANY ($1)"
+	    " AND o.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($2)"
+	    " AND NOT pg_catalog.pg_visible_in_snapshot(o.txid, $2)"
+	    " AND pg_catalog.pg_visible_in_snapshot(o.txid, $3)"
+	    " AND (o.lsn, o.txid, o.seq) OPERATOR(pg_catalog.>) ($4, $5, $6)"
 	    " ORDER BY o.lsn, o.txid, o.seq",
 	    6, types, values, nullptr, true, CURSOR_OPT_NO_SCROLL);
 
-	int64 *counts = static_cast<int64 *>(palloc0(sizeof(int64) * (targets.size() + 1)));
 	int64 total = 0;
 	for (;;) {
 		SPI_cursor_fetch(portal, true, guc::batch_size);
 		uint64 n = SPI_processed;
 		if (n == 0)
 			break;
-		ApplyBatch(s, SPI_tuptable, n, prev, cur, counts);
+		total += ApplyBatch(s, SPI_tuptable, n, prev, cur);
 		SPI_freetuptable(SPI_tuptable);
-		for (size_t i = 0; i < targets.size(); i++) {
-			targets[i].applied += counts[i];
-			total += counts[i];
-			counts[i] = 0;
-		}
-		shm::DbSlot *slot = shm::SlotFor(MyDatabaseId, false);
-		if (slot != nullptr) {
-			slot->last_batch_at = GetCurrentTimestamp();
-			slot->applied_total += n;
-		}
 	}
+	total += FinishInFlight();
 	SPI_cursor_close(portal);
 	/* The whole range is applied: it becomes the stream's done snapshot.
 	 * An empty range needs no write anywhere (it held nothing). */
@@ -587,6 +645,7 @@ OnRoundFailure(ErrorData *edata, bool *connection_problem, int *attempts, long *
 {
 	Stream *s = current_stream;
 	current_stream = nullptr;
+	in_flight.active = false; /* its outcome is read back from the modern side */
 	for (auto &t : targets) {
 		t.buf.clear();
 		t.rows = 0;

@@ -40,6 +40,9 @@ PinOutputSettings()
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/* A range is read in capture order: let a backlog's sort stay in memory
+	 * (bounded; beyond it PostgreSQL spills to disk, never grows). */
+	SetConfigOption("work_mem", "64MB", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /* Moving average of the delivery rate, for the catch-up estimate. */
