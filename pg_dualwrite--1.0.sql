@@ -159,7 +159,9 @@ SELECT t.tbl                                           AS table_name,
        COALESCE(q.queued, 0)                           AS queued,
        COALESCE(s.failures, 0)                         AS failed,
        q.oldest                                        AS oldest_pending,
-       COALESCE(pg_catalog.now() - q.oldest, interval '0') AS lag,
+       -- clock time: a change captured after this query's transaction began
+       -- must not show a negative lag
+       COALESCE(GREATEST(pg_catalog.clock_timestamp() - q.oldest, interval '0'), interval '0') AS lag,
        CASE WHEN COALESCE(q.queued, 0) OPERATOR(pg_catalog.=) 0 THEN interval '0'
             WHEN w.apply_rate OPERATOR(pg_catalog.>) 0
             THEN pg_catalog.make_interval(secs => q.queued OPERATOR(pg_catalog./) w.apply_rate)
