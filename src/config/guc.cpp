@@ -26,6 +26,7 @@ int retry_backoff_max_ms = 30000;
 int rotate_interval_s = 10;
 int connect_timeout_s = 10;
 int remote_timeout_ms = 120000;
+int max_sort_keys = 2 * 1024 * 1024;
 
 static const struct config_enum_entry mode_options[] = {
 	{"async", kModeAsync, false},
@@ -116,6 +117,13 @@ DefineSettings()
 	                        gettext_noop("The connection is dropped and the work retried; 0 waits forever "
 	                                     "(cancel and terminate still work)."),
 	                        &remote_timeout_ms, 120000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+	                        nullptr);
+
+	/* 2M keys of 32 bytes: 64 MB, enough to sort a backlog of 2M changes at once. */
+	DefineCustomIntVariable("dualwrite.max_sort_keys",
+	                        gettext_noop("Most changes one drain pass orders in memory (32 bytes each)."),
+	                        gettext_noop("A larger backlog is read in several passes, in capture order."),
+	                        &max_sort_keys, 2 * 1024 * 1024, 16, 64 * 1024 * 1024, PGC_SIGHUP, 0, nullptr, nullptr,
 	                        nullptr);
 
 	MarkGUCPrefixReserved("dualwrite");

@@ -76,6 +76,12 @@ StageCopySql(const TargetShape &t)
 }
 
 std::string
+DirectCopySql(const TargetShape &t)
+{
+	return "COPY " + QualifiedTarget(t) + " (" + ColumnList(t, "") + ") FROM STDIN";
+}
+
+std::string
 ApplyDeleteSql(const TargetShape &t)
 {
 	std::string cond;

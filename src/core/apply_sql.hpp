@@ -42,6 +42,14 @@ std::string StageCreateSql(const TargetShape &t);
 /* COPY pg_temp.stage (_dw_ord, _dw_op, cols...) FROM STDIN */
 std::string StageCopySql(const TargetShape &t);
 
+/*
+ * COPY straight into the target (its columns only): the fast path for a
+ * batch of a table that holds only inserts, tried under a savepoint.  Such
+ * a batch has no key twice (a key can be inserted again only after a
+ * delete), so if no row exists yet it is exactly what the upsert would do.
+ */
+std::string DirectCopySql(const TargetShape &t);
+
 /* DELETE of the keys whose newest staged change is a delete ('D'). */
 std::string ApplyDeleteSql(const TargetShape &t);
 

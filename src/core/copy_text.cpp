@@ -33,6 +33,28 @@ AppendCopyField(std::string &out, const char *value, size_t len)
 	out.append(value + start, len - start);
 }
 
+void
+StripLeadingFields(const std::string &in, int fields, std::string &out)
+{
+	out.clear();
+	out.reserve(in.size());
+	size_t pos = 0;
+	while (pos < in.size()) {
+		size_t end = in.find('\n', pos);
+		if (end == std::string::npos)
+			end = in.size();
+		else
+			end++; /* keep the newline */
+		size_t start = pos;
+		for (int f = 0; f < fields && start < end; f++) {
+			size_t tab = in.find('\t', start);
+			start = (tab == std::string::npos || tab >= end) ? end : tab + 1;
+		}
+		out.append(in, start, end - start);
+		pos = end;
+	}
+}
+
 std::string
 DecodeCopyField(const std::string &field)
 {

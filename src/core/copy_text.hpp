@@ -27,6 +27,13 @@ AppendCopyNull(std::string &out)
 	out.append("\\N", 2);
 }
 
+/*
+ * Copy COPY text `in` to `out` without the first `fields` fields of every
+ * line (the staging columns _dw_ord and _dw_op before the table's own).
+ * Fields never contain a raw tab or newline (AppendCopyField escapes them).
+ */
+void StripLeadingFields(const std::string &in, int fields, std::string &out);
+
 /* Decode one COPY text field (inverse of AppendCopyField); for tests. */
 std::string DecodeCopyField(const std::string &field);
 

@@ -401,6 +401,35 @@ EndCopy(PGconn *conn)
 		RaiseRemoteError(conn, failed, "COPY");
 }
 
+bool
+EndCopyUnlessDuplicate(PGconn *conn)
+{
+	for (;;) {
+		int rc = PQputCopyEnd(conn, nullptr);
+		if (rc < 0)
+			RaiseRemoteError(conn, nullptr, "COPY end");
+		if (rc == 1)
+			break;
+		WaitSocket(conn, WL_SOCKET_WRITEABLE, 0, "ending COPY");
+	}
+	FlushOutput(conn, "COPY end");
+	PGresult *res, *failed = nullptr;
+	while ((res = NextResult(conn, "COPY")) != nullptr) {
+		if (failed == nullptr && PQresultStatus(res) != PGRES_COMMAND_OK)
+			failed = res;
+		else
+			PQclear(res);
+	}
+	if (failed == nullptr)
+		return true;
+	const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
+	if (state != nullptr && strcmp(state, "23505") == 0 && PQstatus(conn) == CONNECTION_OK) {
+		PQclear(failed);
+		return false;
+	}
+	RaiseRemoteError(conn, failed, "COPY");
+}
+
 /* Append one keyword/value pair from a foreign-catalog option list. */
 static void
 AddOptions(List *options, const char **keywords, const char **values, int *n, int max)

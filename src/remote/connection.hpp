@@ -63,6 +63,13 @@ void BeginCopy(PGconn *conn, const char *sql);
 void PutCopy(PGconn *conn, const char *data, size_t len);
 void EndCopy(PGconn *conn);
 
+/*
+ * EndCopy() that returns false on a unique violation instead of raising it
+ * (the remote transaction is then failed: roll back to a savepoint to go
+ * on).  Any other error raises as usual.
+ */
+bool EndCopyUnlessDuplicate(PGconn *conn);
+
 /* The server name given to Connect() (for messages). */
 const char *ServerName(PGconn *conn);
 

@@ -23,6 +23,7 @@
 #include "core/copy_text.hpp"
 #include "core/quote.hpp"
 #include "outbox/outbox.hpp"
+#include "outbox/reader.hpp"
 #include "remote/connection.hpp"
 #include "worker/shmem.hpp"
 
@@ -68,15 +69,17 @@ static Stream *current_stream = nullptr; /* the stream a failure belongs to */
 struct Target {
 	const config::TableConfig *cfg; /* round_context */
 	core::TargetShape shape;
-	std::string stage_create, copy_sql, delete_sql, upsert_sql, truncate_sql;
+	std::string stage_create, copy_sql, direct_copy_sql, delete_sql, upsert_sql, truncate_sql;
 	std::string buf;   /* COPY text of the current batch */
 	int64 rows;        /* rows in buf */
 	bool has_delete;   /* buf holds a delete */
+	bool only_inserts; /* buf holds inserts only: try the direct COPY */
 	uint32 stage_gen;  /* conn_gen the staging table was created under */
 	int64 applied;     /* committed on the modern side this round */
 	Stream *stream;
 };
 static std::vector<Target> targets;
+static std::string direct_buf; /* a batch's rows without the staging columns */
 
 /* One captured relation (the flagged table, or one of its partitions). */
 struct Source {
@@ -115,6 +118,7 @@ static bool inval_registered = false;
 
 static MemoryContext round_context = nullptr;
 static MemoryContext batch_context = nullptr;
+static MemoryContext fetch_context = nullptr; /* the rows of the batch being read */
 
 static Stream *
 StreamFor(const char *server)
@@ -248,6 +252,7 @@ LoadShapes(config::TableConfig **cfgs, int n)
 			t.shape.stage = "dw_stage_" + std::to_string(t.cfg->relid);
 			t.stage_create = core::StageCreateSql(t.shape);
 			t.copy_sql = core::StageCopySql(t.shape);
+			t.direct_copy_sql = core::DirectCopySql(t.shape);
 			t.delete_sql = core::ApplyDeleteSql(t.shape);
 			t.upsert_sql = core::ApplyUpsertSql(t.shape);
 			t.truncate_sql = core::ApplyTruncateSql(t.shape);
@@ -327,6 +332,7 @@ StageRow(Source *src, int64 ord, char op, bytea *image)
 		core::AppendCopyField(t.buf, text, strlen(text));
 	}
 	t.buf.push_back('\n');
+	t.only_inserts = (t.rows == 0 || t.only_inserts) && op == outbox::kInsert;
 	t.rows++;
 	t.has_delete = t.has_delete || op == outbox::kDelete;
 }
@@ -341,6 +347,23 @@ FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 	for (auto &t : targets) {
 		if (t.stream != s || t.rows == 0)
 			continue;
+		if (t.only_inserts) {
+			/* Fast path: COPY into the target under a savepoint; if a key
+			 * already exists there (e.g. backfilled), fall back to the upsert. */
+			const char *sql = pg_string([&] {
+				return std::string(*in_xact ? "" : "BEGIN; ") + "SAVEPOINT dw_fast; " + t.direct_copy_sql;
+			});
+			*in_xact = true;
+			remote::BeginCopy(s->conn, sql);
+			pg_entry([&] { core::StripLeadingFields(t.buf, 2, direct_buf); });
+			remote::PutCopy(s->conn, direct_buf.data(), direct_buf.size());
+			if (remote::EndCopyUnlessDuplicate(s->conn)) {
+				remote::Exec(s->conn, "RELEASE SAVEPOINT dw_fast");
+				t.rows = 0; /* applied */
+				continue;
+			}
+			remote::Exec(s->conn, "ROLLBACK TO SAVEPOINT dw_fast; RELEASE SAVEPOINT dw_fast");
+		}
 		const char *sql = pg_string([&] {
 			std::string q;
 			if (!*in_xact)
@@ -376,6 +399,7 @@ FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 		t.buf.clear();
 		t.rows = 0;
 		t.has_delete = false;
+		t.only_inserts = false;
 	}
 }
 
@@ -406,7 +430,7 @@ FinishInFlight()
 
 /* Apply one fetched batch as one remote transaction, left in flight. */
 static int64
-ApplyBatch(Stream *s, SPITupleTable *tt, uint64 n, const char *prev, const char *cur)
+ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev, const char *cur)
 {
 	int64 *counts = batch_counts;
 	int64 confirmed = 0;
@@ -416,31 +440,24 @@ ApplyBatch(Stream *s, SPITupleTable *tt, uint64 n, const char *prev, const char 
 	char last_lsn[32] = "0/0", last_txid[32] = "0";
 	int last_seq = 0;
 	for (uint64 i = 0; i < n; i++) {
-		HeapTuple row = tt->vals[i];
-		bool isnull;
-		Oid relid = DatumGetObjectId(SPI_getbinval(row, tt->tupdesc, 1, &isnull));
-		char op = DatumGetChar(SPI_getbinval(row, tt->tupdesc, 2, &isnull));
-		Datum data = SPI_getbinval(row, tt->tupdesc, 3, &isnull);
-		bool data_null = isnull;
-		strlcpy(last_lsn, DatumGetCString(DirectFunctionCall1(pg_lsn_out, SPI_getbinval(row, tt->tupdesc, 4, &isnull))),
-		        sizeof(last_lsn));
-		snprintf(last_txid, sizeof(last_txid), UINT64_FORMAT,
-		         DatumGetUInt64(SPI_getbinval(row, tt->tupdesc, 5, &isnull)));
-		last_seq = DatumGetInt32(SPI_getbinval(row, tt->tupdesc, 6, &isnull));
+		const outbox::Change &c = changes[i];
+		snprintf(last_lsn, sizeof(last_lsn), "%X/%X", static_cast<uint32>(c.lsn >> 32), static_cast<uint32>(c.lsn));
+		snprintf(last_txid, sizeof(last_txid), UINT64_FORMAT, c.txid);
+		last_seq = c.seq;
 
-		Source *src = FindSource(relid);
+		Source *src = FindSource(c.relid);
 		if (src == nullptr)
 			continue; /* table disabled since: its changes are discarded */
 		Target &t = targets[src->target];
-		if (op == outbox::kTruncate) {
+		if (c.op == outbox::kTruncate) {
 			/* Everything staged before the TRUNCATE goes first. */
 			confirmed += FinishInFlight();
 			FlushTargets(s, &in_xact, true);
 			const char *sql = pg_string([&] { return std::string(in_xact ? "" : "BEGIN; ") + t.truncate_sql; });
 			in_xact = true;
 			remote::Exec(s->conn, sql);
-		} else if (!data_null)
-			StageRow(src, ++ord, op, reinterpret_cast<bytea *>(PG_DETOAST_DATUM_PACKED(data)));
+		} else if (c.data != nullptr)
+			StageRow(src, ++ord, c.op, reinterpret_cast<bytea *>(c.data));
 		counts[src->target]++;
 	}
 	confirmed += FinishInFlight();
@@ -473,58 +490,56 @@ static int64
 DrainRange(Stream *s)
 {
 	/* The relations of this stream. */
-	Datum *relids = static_cast<Datum *>(palloc(sizeof(Datum) * (nsources + 1)));
+	Oid *relids = static_cast<Oid *>(palloc(sizeof(Oid) * (nsources + 1)));
 	int nrelids = 0;
 	for (int i = 0; i < nsources; i++)
 		if (targets[sources[i].target].stream == s)
-			relids[nrelids++] = ObjectIdGetDatum(sources[i].relid);
-	ArrayType *relid_array = construct_array(relids, nrelids, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
+			relids[nrelids++] = sources[i].relid;
 
 	const char *prev = pstrdup(s->done_snapshot);
 	const char *cur;
 	if (s->cur_snapshot != nullptr)
 		cur = pstrdup(s->cur_snapshot); /* finish the range a failure interrupted */
 	else {
+		/* Our REPEATABLE READ snapshot, which also decides MVCC visibility. */
 		if (SPI_execute("SELECT pg_catalog.pg_current_snapshot()::text", true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the current snapshot");
 		cur = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	}
 
-	/* Typed parameters: a text parameter cast in the query would be parsed
-	 * again for every outbox row (the casts are not immutable). */
-	Oid types[6] = {OIDARRAYOID, PG_SNAPSHOTOID, PG_SNAPSHOTOID, LSNOID, XID8OID, INT4OID};
-	Datum values[6] = {PointerGetDatum(relid_array),
-	                   DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(prev)),
-	                   DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(cur)),
-	                   DirectFunctionCall1(pg_lsn_in, CStringGetDatum(s->pos_lsn)),
-	                   DirectFunctionCall1(xid8in, CStringGetDatum(s->pos_txid)),
-	                   Int32GetDatum(s->pos_seq)};
-	/* Committed in cur, not in prev, after the last applied position;
-	 * MVCC (our REPEATABLE READ snapshot) hides aborted and running ones. */
-	Portal portal = SPI_cursor_open_with_args(
-	    "dualwrite_drain",
-	    "SELECT o.relid, o.op, o.data, o.lsn, o.txid, o.seq FROM ("
-	    " SELECT * FROM dualwrite._outbox_0 UNION ALL SELECT * FROM dualwrite._outbox_1"
-	    " UNION ALL SELECT * FROM dualwrite._outbox_2) o"
-	    " WHERE o.relid OPERATOR(pg_catalog.=) ANY ($1)"
-	    " AND o.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin($2)"
-	    " AND NOT pg_catalog.pg_visible_in_snapshot(o.txid, $2)"
-	    " AND pg_catalog.pg_visible_in_snapshot(o.txid, $3)"
-	    " AND (o.lsn, o.txid, o.seq) OPERATOR(pg_catalog.>) ($4, $5, $6)"
-	    " ORDER BY o.lsn, o.txid, o.seq",
-	    6, types, values, nullptr, true, CURSOR_OPT_NO_SCROLL);
+	outbox::RangeSpec spec;
+	spec.relids = relids;
+	spec.nrelids = nrelids;
+	spec.prev = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(prev));
+	spec.cur = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(cur));
 
+	outbox::Change *changes =
+	    static_cast<outbox::Change *>(palloc(sizeof(outbox::Change) * (guc::batch_size + 1)));
 	int64 total = 0;
-	for (;;) {
-		SPI_cursor_fetch(portal, true, guc::batch_size);
-		uint64 n = SPI_processed;
-		if (n == 0)
-			break;
-		total += ApplyBatch(s, SPI_tuptable, n, prev, cur);
-		SPI_freetuptable(SPI_tuptable);
+	bool more = true;
+	while (more) {
+		/* Each pass starts after the last applied change (a pass is partial
+		 * only when the range holds more rows than one pass may sort). */
+		spec.pos_lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(s->pos_lsn)));
+		spec.pos_txid = DatumGetUInt64(DirectFunctionCall1(xid8in, CStringGetDatum(s->pos_txid)));
+		spec.pos_seq = s->pos_seq;
+		outbox::RangeScan *scan = outbox::BeginRangeScan(spec);
+		for (;;) {
+			/* Row copies live in fetch_context until the batch is encoded. */
+			MemoryContext old = MemoryContextSwitchTo(fetch_context);
+			uint64 n = 0;
+			while (n < static_cast<uint64>(guc::batch_size) && outbox::NextChange(scan, &changes[n]))
+				n++;
+			MemoryContextSwitchTo(old);
+			if (n == 0)
+				break;
+			total += ApplyBatch(s, changes, n, prev, cur);
+			MemoryContextReset(fetch_context);
+		}
+		more = outbox::RangeTruncated(scan);
+		outbox::EndRangeScan(scan);
+		total += FinishInFlight(); /* the next pass starts from its position */
 	}
-	total += FinishInFlight();
-	SPI_cursor_close(portal);
 	/* The whole range is applied: it becomes the stream's done snapshot.
 	 * An empty range needs no write anywhere (it held nothing). */
 	SetProgress(s, cur, nullptr, nullptr, nullptr, 0);
@@ -587,9 +602,11 @@ DrainRound()
 	if (round_context == nullptr) {
 		round_context = AllocSetContextCreate(TopMemoryContext, "pg_dualwrite round", ALLOCSET_DEFAULT_SIZES);
 		batch_context = AllocSetContextCreate(TopMemoryContext, "pg_dualwrite batch", ALLOCSET_DEFAULT_SIZES);
+		fetch_context = AllocSetContextCreate(TopMemoryContext, "pg_dualwrite fetch", ALLOCSET_DEFAULT_SIZES);
 	}
 	MemoryContextReset(round_context);
 	MemoryContextReset(batch_context);
+	MemoryContextReset(fetch_context);
 	current_stream = nullptr;
 
 	SetCurrentStatementStartTimestamp();

@@ -40,9 +40,6 @@ PinOutputSettings()
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
-	/* A range is read in capture order: let a backlog's sort stay in memory
-	 * (bounded; beyond it PostgreSQL spills to disk, never grows). */
-	SetConfigOption("work_mem", "64MB", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 /* Moving average of the delivery rate, for the catch-up estimate. */
@@ -119,7 +116,9 @@ RoundGuarded()
 		}
 		failing = true;
 		FreeErrorData(edata);
-		wait_ms = Max(retry_ms, 10);
+		/* Short naps: a round skips the stream until its retry time, but an
+		 * ALTER SERVER (a fixed target) is noticed at once. */
+		wait_ms = Min(retry_ms, guc::naptime_ms);
 	}
 	PG_END_TRY();
 	return wait_ms;

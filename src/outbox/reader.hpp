@@ -1,0 +1,64 @@
+/*-------------------------------------------------------------------------
+ * reader.hpp
+ *    Reading one snapshot range of the outbox in capture order, for the
+ *    worker (see worker/drain.hpp for the range algorithm).
+ *
+ * A range is every change of the given relations whose transaction is
+ * committed in snapshot `cur` and not in snapshot `prev`, after a position
+ * (lsn, txid, seq).  The reader scans the three generations with the
+ * caller's MVCC snapshot (aborted and running transactions stay invisible),
+ * keeps only the sort keys and tuple ids of matching rows, sorts them, and
+ * then fetches the rows one by one in that order.  Sorting 32-byte keys
+ * instead of whole rows keeps a backlog's sort in memory.
+ *
+ * Memory is bounded: at most dualwrite.max_sort_keys keys are kept.  When a range holds
+ * more, the reader keeps the smallest keys only and reports `truncated`;
+ * the caller then reads again from the position it reached.
+ *
+ * Plain PostgreSQL code: frames hold only trivially destructible locals.
+ *
+ * IDENTIFICATION  src/outbox/reader.hpp
+ *-------------------------------------------------------------------------
+ */
+#pragma once
+
+#include "pg/pg.hpp"
+
+namespace pgdw::outbox {
+
+/* One change, as the worker needs it. */
+struct Change {
+	Oid relid;
+	char op;
+	struct varlena *data; /* detoasted copy in the caller's context; NULL for T */
+	XLogRecPtr lsn;
+	uint64 txid;
+	int32 seq;
+};
+
+struct RangeScan; /* opaque */
+
+/* The range's bounds and position, as SQL datums (pg_snapshot) and values. */
+struct RangeSpec {
+	const Oid *relids;
+	int nrelids;
+	Datum prev; /* pg_snapshot */
+	Datum cur;  /* pg_snapshot */
+	XLogRecPtr pos_lsn;
+	uint64 pos_txid;
+	int32 pos_seq;
+};
+
+/* Collect and sort the range's keys (in the current memory context). */
+RangeScan *BeginRangeScan(const RangeSpec &spec);
+
+/* The next change in capture order; false at the end. */
+bool NextChange(RangeScan *scan, Change *out);
+
+/* True if the range held more than one scan may keep: read it again from
+ * the last applied position. */
+bool RangeTruncated(const RangeScan *scan);
+
+void EndRangeScan(RangeScan *scan);
+
+} // namespace pgdw::outbox
