@@ -121,34 +121,47 @@ ApplyTruncateSql(const TargetShape &t)
 }
 
 std::string
-ProgressBootstrapSql()
+ProgressBootstrapSql(const std::string &origin)
 {
 	/* Text columns: the modern side may be any PostgreSQL-protocol server. */
 	return "CREATE SCHEMA IF NOT EXISTS _dualwrite; "
 	       "CREATE TABLE IF NOT EXISTS _dualwrite.applied ("
 	       "origin text PRIMARY KEY, done_snapshot text NOT NULL, cur_snapshot text, "
-	       "pos_lsn text, pos_txid text, pos_seq integer, "
-	       "applied_at timestamptz NOT NULL DEFAULT pg_catalog.now())";
+	       "pos_lsn text, pos_txid text, pos_seq integer, version bigint NOT NULL DEFAULT 0, "
+	       "applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()); "
+	       "INSERT INTO _dualwrite.applied (origin, done_snapshot) VALUES (" +
+	       QuoteLiteral(origin) + ", '3:3:') ON CONFLICT (origin) DO NOTHING";
 }
 
 std::string
 ProgressSelectSql(const std::string &origin)
 {
-	return "SELECT done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq FROM _dualwrite.applied WHERE origin = " +
+	return "SELECT done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq, version FROM _dualwrite.applied "
+	       "WHERE origin = " +
 	       QuoteLiteral(origin);
 }
 
 std::string
-ProgressUpsertSql(const std::string &origin, const std::string &done_snapshot, const std::string &cur_snapshot,
+ProgressCheckSql(const std::string &origin, long long version)
+{
+	/* A failed check is an error (an impossible cast), so the statements
+	 * sent after it in the same string are not run. */
+	return "SELECT CASE WHEN pg_catalog.count(*) OPERATOR(pg_catalog.=) 1 THEN 1 ELSE "
+	       "('pg_dualwrite: the progress of ' || " +
+	       QuoteLiteral(origin) +
+	       " || ' moved on since it was read; batch not applied (' || pg_catalog.count(*) || ')')::integer END "
+	       "FROM (SELECT 1 FROM _dualwrite.applied WHERE origin = " +
+	       QuoteLiteral(origin) + " AND version = " + std::to_string(version) + " FOR UPDATE) AS c";
+}
+
+std::string
+ProgressUpdateSql(const std::string &origin, const std::string &done_snapshot, const std::string &cur_snapshot,
                   const std::string &pos_lsn, const std::string &pos_txid, int pos_seq)
 {
-	return "INSERT INTO _dualwrite.applied AS a (origin, done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq) "
-	       "VALUES (" +
-	       QuoteLiteral(origin) + ", " + QuoteLiteral(done_snapshot) + ", " + QuoteLiteral(cur_snapshot) + ", " +
-	       QuoteLiteral(pos_lsn) + ", " + QuoteLiteral(pos_txid) + ", " + std::to_string(pos_seq) +
-	       ") ON CONFLICT (origin) DO UPDATE SET done_snapshot = EXCLUDED.done_snapshot, "
-	       "cur_snapshot = EXCLUDED.cur_snapshot, pos_lsn = EXCLUDED.pos_lsn, pos_txid = EXCLUDED.pos_txid, "
-	       "pos_seq = EXCLUDED.pos_seq, applied_at = pg_catalog.now()";
+	return "UPDATE _dualwrite.applied SET done_snapshot = " + QuoteLiteral(done_snapshot) +
+	       ", cur_snapshot = " + QuoteLiteral(cur_snapshot) + ", pos_lsn = " + QuoteLiteral(pos_lsn) +
+	       ", pos_txid = " + QuoteLiteral(pos_txid) + ", pos_seq = " + std::to_string(pos_seq) +
+	       ", version = version + 1, applied_at = pg_catalog.now() WHERE origin = " + QuoteLiteral(origin);
 }
 
 } // namespace pgdw::core

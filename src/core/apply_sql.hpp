@@ -59,17 +59,28 @@ std::string ApplyUpsertSql(const TargetShape &t);
 /* TRUNCATE of the target (a captured TRUNCATE). */
 std::string ApplyTruncateSql(const TargetShape &t);
 
-/* Bootstrap of the remote progress table (idempotent). */
-std::string ProgressBootstrapSql();
+/* Bootstrap of the remote progress table and of this origin's row (idempotent). */
+std::string ProgressBootstrapSql(const std::string &origin);
 
-/* Read the progress row of one origin. */
+/* Read the progress row of one origin (with its version). */
 std::string ProgressSelectSql(const std::string &origin);
 
 /*
- * Upsert of the progress row, sent in the same remote transaction as the
- * data it describes: that is what makes a replayed batch detectable.
+ * The first statement of every batch transaction: lock the origin's
+ * progress row and fail unless it still has the version this worker read.
+ * A previous worker's batch may still be committing on the modern side
+ * (the worker died with its COMMIT in flight): the lock waits for it, and
+ * if it committed, the version moved and this batch is refused instead of
+ * applied twice.  The worker then reconnects and reads the truth.
  */
-std::string ProgressUpsertSql(const std::string &origin, const std::string &done_snapshot,
+std::string ProgressCheckSql(const std::string &origin, long long version);
+
+/*
+ * The progress write, in the same remote transaction as the data it
+ * describes: that is what makes a replayed batch detectable.  Bumps the
+ * version the check compares.
+ */
+std::string ProgressUpdateSql(const std::string &origin, const std::string &done_snapshot,
                               const std::string &cur_snapshot, const std::string &pos_lsn,
                               const std::string &pos_txid, int pos_seq);
 

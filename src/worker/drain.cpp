@@ -50,6 +50,7 @@ struct Stream {
 	PGconn *conn;         /* kept across rounds; NULL after a failure */
 	uint32 conn_gen;      /* bumps on reconnect: temp staging tables are gone */
 	bool progress_known;  /* done/cur/pos read from the modern side */
+	long long version;    /* of the progress row, as last read or written */
 	char *done_snapshot;  /* TopMemoryContext */
 	char *cur_snapshot;   /* TopMemoryContext; NULL when no range is open */
 	char pos_lsn[32];
@@ -195,12 +196,15 @@ EnsureConnected(Stream *s, const char *origin)
 	s->conn = remote::Connect(s->server, s->userid);
 	remote::KeepAcrossTransactions(s->conn);
 	s->conn_gen++;
-	remote::Exec(s->conn, pg_string([] { return core::ProgressBootstrapSql(); }));
+	remote::Exec(s->conn, pg_string([&] { return core::ProgressBootstrapSql(origin); }));
 	PGresult *res = remote::Query(s->conn, pg_string([&] { return core::ProgressSelectSql(origin); }));
-	if (PQntuples(res) == 0)
-		SetProgress(s, kEmptySnapshot, nullptr, nullptr, nullptr, 0);
-	else
-		SetProgress(s, PQgetvalue(res, 0, 0), PQgetisnull(res, 0, 1) ? nullptr : PQgetvalue(res, 0, 1),
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
+		                errmsg("progress row of origin \"%s\" missing on server \"%s\"", origin, s->server)));
+	}
+	s->version = strtoll(PQgetvalue(res, 0, 5), nullptr, 10);
+	SetProgress(s, PQgetvalue(res, 0, 0), PQgetisnull(res, 0, 1) ? nullptr : PQgetvalue(res, 0, 1),
 		            PQgetisnull(res, 0, 2) ? nullptr : PQgetvalue(res, 0, 2),
 		            PQgetisnull(res, 0, 3) ? nullptr : PQgetvalue(res, 0, 3),
 		            PQgetisnull(res, 0, 4) ? 0 : atoi(PQgetvalue(res, 0, 4)));
@@ -213,6 +217,15 @@ static const char *
 Origin(const Stream *s)
 {
 	return psprintf(UINT64_FORMAT ":%u:%s", GetSystemIdentifier(), MyDatabaseId, s->server);
+}
+
+/* "BEGIN; <progress check>; ": how every batch transaction starts. */
+static const char *
+BeginSql(Stream *s)
+{
+	const char *origin = Origin(s);
+	long long version = s->version;
+	return pg_string([&] { return "BEGIN; " + core::ProgressCheckSql(origin, version) + "; "; });
 }
 
 /* Build targets and sources for every flagged table (and partition). */
@@ -344,6 +357,7 @@ StageRow(Source *src, int64 ord, char op, bytea *image)
 static void
 FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 {
+	const char *begin = BeginSql(s);
 	for (auto &t : targets) {
 		if (t.stream != s || t.rows == 0)
 			continue;
@@ -351,7 +365,7 @@ FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 			/* Fast path: COPY into the target under a savepoint; if a key
 			 * already exists there (e.g. backfilled), fall back to the upsert. */
 			const char *sql = pg_string([&] {
-				return std::string(*in_xact ? "" : "BEGIN; ") + "SAVEPOINT dw_fast; " + t.direct_copy_sql;
+				return std::string(*in_xact ? "" : begin) + "SAVEPOINT dw_fast; " + t.direct_copy_sql;
 			});
 			*in_xact = true;
 			remote::BeginCopy(s->conn, sql);
@@ -367,7 +381,7 @@ FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 		const char *sql = pg_string([&] {
 			std::string q;
 			if (!*in_xact)
-				q += "BEGIN; ";
+				q += begin;
 			if (t.stage_gen != s->conn_gen)
 				q += t.stage_create + "; ";
 			return q + t.copy_sql;
@@ -414,6 +428,7 @@ FinishInFlight()
 	Stream *s = in_flight.stream;
 	remote::WaitCommand(s->conn, "COMMIT");
 	SetProgress(s, in_flight.prev, in_flight.cur, in_flight.lsn, in_flight.txid, in_flight.seq);
+	s->version++;
 	int64 total = 0;
 	for (size_t i = 0; i < targets.size(); i++) {
 		targets[i].applied += in_flight_counts[i];
@@ -453,7 +468,8 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 			/* Everything staged before the TRUNCATE goes first. */
 			confirmed += FinishInFlight();
 			FlushTargets(s, &in_xact, true);
-			const char *sql = pg_string([&] { return std::string(in_xact ? "" : "BEGIN; ") + t.truncate_sql; });
+			const char *begin = BeginSql(s);
+			const char *sql = pg_string([&] { return std::string(in_xact ? "" : begin) + t.truncate_sql; });
 			in_xact = true;
 			remote::Exec(s->conn, sql);
 		} else if (c.data != nullptr)
@@ -462,9 +478,11 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 	}
 	confirmed += FinishInFlight();
 	FlushTargets(s, &in_xact, false);
+	const char *begin = BeginSql(s);
+	const char *origin = Origin(s);
 	const char *commit_sql = pg_string([&] {
-		return std::string(in_xact ? "" : "BEGIN; ") +
-		       core::ProgressUpsertSql(Origin(s), prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
+		return std::string(in_xact ? "" : begin) +
+		       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
 	});
 	remote::SendCommand(s->conn, commit_sql);
 	/* Progress advances when the COMMIT is confirmed (FinishInFlight). */

@@ -256,40 +256,53 @@ TEST(ApplySql, EveryColumnMentionIsQuoted)
 
 /* --------------------------------------------------------------- progress */
 
-TEST(ApplySql, ProgressBootstrap)
+TEST(ApplySql, ProgressBootstrapCreatesTableAndOriginRow)
 {
-	EXPECT_EQ(ProgressBootstrapSql(),
+	EXPECT_EQ(ProgressBootstrapSql("o'1"),
 	          "CREATE SCHEMA IF NOT EXISTS _dualwrite; "
 	          "CREATE TABLE IF NOT EXISTS _dualwrite.applied ("
 	          "origin text PRIMARY KEY, done_snapshot text NOT NULL, cur_snapshot text, "
-	          "pos_lsn text, pos_txid text, pos_seq integer, "
-	          "applied_at timestamptz NOT NULL DEFAULT pg_catalog.now())");
+	          "pos_lsn text, pos_txid text, pos_seq integer, version bigint NOT NULL DEFAULT 0, "
+	          "applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()); "
+	          "INSERT INTO _dualwrite.applied (origin, done_snapshot) VALUES ('o''1', '3:3:') "
+	          "ON CONFLICT (origin) DO NOTHING");
 }
 
 TEST(ApplySql, ProgressSelectQuotesOrigin)
 {
 	EXPECT_EQ(ProgressSelectSql("legacy-db"),
-	          "SELECT done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq FROM _dualwrite.applied "
+	          "SELECT done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq, version FROM _dualwrite.applied "
 	          "WHERE origin = 'legacy-db'");
 	EXPECT_EQ(ProgressSelectSql("o'brien\\x"),
-	          "SELECT done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq FROM _dualwrite.applied "
+	          "SELECT done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq, version FROM _dualwrite.applied "
 	          "WHERE origin = E'o''brien\\\\x'");
 }
 
-TEST(ApplySql, ProgressUpsert)
+TEST(ApplySql, ProgressCheckLocksTheRowAtTheExpectedVersion)
 {
-	EXPECT_EQ(ProgressUpsertSql("legacy", "100:105:101,103", "105:105:", "0/16B3748", "104", 7),
-	          "INSERT INTO _dualwrite.applied AS a (origin, done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq) "
-	          "VALUES ('legacy', '100:105:101,103', '105:105:', '0/16B3748', '104', 7) "
-	          "ON CONFLICT (origin) DO UPDATE SET done_snapshot = EXCLUDED.done_snapshot, "
-	          "cur_snapshot = EXCLUDED.cur_snapshot, pos_lsn = EXCLUDED.pos_lsn, pos_txid = EXCLUDED.pos_txid, "
-	          "pos_seq = EXCLUDED.pos_seq, applied_at = pg_catalog.now()");
+	const std::string sql = ProgressCheckSql("legacy", 41);
+	EXPECT_NE(sql.find("WHERE origin = 'legacy' AND version = 41 FOR UPDATE"), std::string::npos) << sql;
+	/* A mismatch must be an error, not an empty result the worker might ignore. */
+	EXPECT_NE(sql.find(")::integer END"), std::string::npos) << sql;
+	EXPECT_EQ(sql.find("pg_catalog.count(*) OPERATOR(pg_catalog.=) 1 THEN 1"), sql.find("pg_catalog.count(*)"))
+	    << sql;
 }
 
-TEST(ApplySql, ProgressUpsertQuotesEveryTextValue)
+TEST(ApplySql, ProgressUpdateBumpsVersion)
 {
-	const std::string sql = ProgressUpsertSql("it's", "a\\b", "", "x'y", "z", -1);
-	EXPECT_NE(sql.find("VALUES ('it''s', E'a\\\\b', '', 'x''y', 'z', -1)"), std::string::npos) << sql;
+	EXPECT_EQ(ProgressUpdateSql("legacy", "100:105:101,103", "105:105:", "0/16B3748", "104", 7),
+	          "UPDATE _dualwrite.applied SET done_snapshot = '100:105:101,103', cur_snapshot = '105:105:', "
+	          "pos_lsn = '0/16B3748', pos_txid = '104', pos_seq = 7, version = version + 1, "
+	          "applied_at = pg_catalog.now() WHERE origin = 'legacy'");
+}
+
+TEST(ApplySql, ProgressUpdateQuotesEveryTextValue)
+{
+	const std::string sql = ProgressUpdateSql("it's", "a\\b", "", "x'y", "z", -1);
+	EXPECT_NE(sql.find("done_snapshot = E'a\\\\b', cur_snapshot = '', pos_lsn = 'x''y', pos_txid = 'z', pos_seq = -1"),
+	          std::string::npos)
+	    << sql;
+	EXPECT_NE(sql.find("WHERE origin = 'it''s'"), std::string::npos) << sql;
 }
 
 } // namespace
