@@ -351,7 +351,7 @@ BeginCopy(PGconn *conn, const char *sql)
 			PQclear(res);
 			return;
 		}
-		if (st != PGRES_COMMAND_OK)
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 			RaiseRemoteError(conn, res, sql);
 		PQclear(res);
 	}
