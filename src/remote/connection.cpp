@@ -274,6 +274,22 @@ NextResult(PGconn *conn, const char *sql)
 	return PQgetResult(conn);
 }
 
+/* Read every result of the running command; return the first failed one
+ * (the caller raises or clears it), NULL if all succeeded. */
+static PGresult *
+CollectResults(PGconn *conn, const char *sql)
+{
+	PGresult *res, *failed = nullptr;
+	while ((res = NextResult(conn, sql)) != nullptr) {
+		ExecStatusType st = PQresultStatus(res);
+		if (failed == nullptr && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
+			failed = res;
+		else
+			PQclear(res);
+	}
+	return failed;
+}
+
 static void
 Send(PGconn *conn, const char *sql)
 {
@@ -298,15 +314,7 @@ Exec(PGconn *conn, const char *sql)
 void
 WaitCommand(PGconn *conn, const char *sql)
 {
-	PGresult *res;
-	PGresult *failed = nullptr;
-	while ((res = NextResult(conn, sql)) != nullptr) {
-		ExecStatusType st = PQresultStatus(res);
-		if (failed == nullptr && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
-			failed = res; /* keep reading until the command is done */
-		else
-			PQclear(res);
-	}
+	PGresult *failed = CollectResults(conn, sql);
 	if (failed != nullptr)
 		RaiseRemoteError(conn, failed, sql);
 }
@@ -378,8 +386,9 @@ PutCopy(PGconn *conn, const char *data, size_t len)
 	}
 }
 
-void
-EndCopy(PGconn *conn)
+/* Send the end of COPY data and return the first failed result, or NULL. */
+static PGresult *
+FinishCopy(PGconn *conn)
 {
 	for (;;) {
 		int rc = PQputCopyEnd(conn, nullptr);
@@ -390,13 +399,13 @@ EndCopy(PGconn *conn)
 		WaitSocket(conn, WL_SOCKET_WRITEABLE, 0, "ending COPY");
 	}
 	FlushOutput(conn, "COPY end");
-	PGresult *res, *failed = nullptr;
-	while ((res = NextResult(conn, "COPY")) != nullptr) {
-		if (failed == nullptr && PQresultStatus(res) != PGRES_COMMAND_OK)
-			failed = res;
-		else
-			PQclear(res);
-	}
+	return CollectResults(conn, "COPY");
+}
+
+void
+EndCopy(PGconn *conn)
+{
+	PGresult *failed = FinishCopy(conn);
 	if (failed != nullptr)
 		RaiseRemoteError(conn, failed, "COPY");
 }
@@ -404,22 +413,7 @@ EndCopy(PGconn *conn)
 bool
 EndCopyUnlessDuplicate(PGconn *conn)
 {
-	for (;;) {
-		int rc = PQputCopyEnd(conn, nullptr);
-		if (rc < 0)
-			RaiseRemoteError(conn, nullptr, "COPY end");
-		if (rc == 1)
-			break;
-		WaitSocket(conn, WL_SOCKET_WRITEABLE, 0, "ending COPY");
-	}
-	FlushOutput(conn, "COPY end");
-	PGresult *res, *failed = nullptr;
-	while ((res = NextResult(conn, "COPY")) != nullptr) {
-		if (failed == nullptr && PQresultStatus(res) != PGRES_COMMAND_OK)
-			failed = res;
-		else
-			PQclear(res);
-	}
+	PGresult *failed = FinishCopy(conn);
 	if (failed == nullptr)
 		return true;
 	const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
@@ -558,13 +552,7 @@ Connect(const char *servername, Oid userid)
 	           "SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET bytea_output = hex");
 	const char *role_sql = "SET session_replication_role = replica";
 	Send(conn, role_sql);
-	PGresult *res, *failed = nullptr;
-	while ((res = NextResult(conn, role_sql)) != nullptr) {
-		if (failed == nullptr && PQresultStatus(res) != PGRES_COMMAND_OK)
-			failed = res;
-		else
-			PQclear(res);
-	}
+	PGresult *failed = CollectResults(conn, role_sql);
 	if (failed != nullptr) {
 		const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
 		bool denied = state != nullptr && strcmp(state, "42501") == 0;
