@@ -31,7 +31,6 @@ extern "C" {
 #include "catalog/pg_inherits.h"
 #include "commands/extension.h"
 #include "utils/acl.h"
-#include "utils/array.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inval.h"
 #include "utils/pg_lsn.h"
@@ -39,9 +38,6 @@ extern "C" {
 }
 
 namespace pgdw::worker {
-
-/* Initial progress: no transaction is committed in it. */
-static const char *const kEmptySnapshot = "3:3:";
 
 /* A delivery stream: the changes going to one foreign server. */
 struct Stream {
@@ -452,13 +448,8 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 	MemoryContext old = MemoryContextSwitchTo(batch_context);
 	bool in_xact = false;
 	int64 ord = 0;
-	char last_lsn[32] = "0/0", last_txid[32] = "0";
-	int last_seq = 0;
 	for (uint64 i = 0; i < n; i++) {
 		const outbox::Change &c = changes[i];
-		snprintf(last_lsn, sizeof(last_lsn), "%X/%X", static_cast<uint32>(c.lsn >> 32), static_cast<uint32>(c.lsn));
-		snprintf(last_txid, sizeof(last_txid), UINT64_FORMAT, c.txid);
-		last_seq = c.seq;
 
 		Source *src = FindSource(c.relid);
 		if (src == nullptr)
@@ -476,6 +467,13 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 			StageRow(src, ++ord, c.op, reinterpret_cast<bytea *>(c.data));
 		counts[src->target]++;
 	}
+	/* The batch's end position: its last change (n > 0). */
+	const outbox::Change &last = changes[n - 1];
+	char last_lsn[32], last_txid[32];
+	snprintf(last_lsn, sizeof(last_lsn), "%X/%X", static_cast<uint32>(last.lsn >> 32), static_cast<uint32>(last.lsn));
+	snprintf(last_txid, sizeof(last_txid), UINT64_FORMAT, last.txid);
+	int last_seq = last.seq;
+
 	confirmed += FinishInFlight();
 	FlushTargets(s, &in_xact, false);
 	const char *begin = BeginSql(s);
