@@ -52,6 +52,15 @@ SELECT 'extra on modern', m.* FROM (SELECT * FROM modern.orders EXCEPT SELECT * 
 SELECT count(*) AS rows_legacy, (SELECT count(*) FROM modern.orders) AS rows_modern FROM orders;
 SELECT * FROM modern.orders WHERE id IN (1, 2, 3, 4, 6, 8, 9, 9001, 9002, 9003) ORDER BY id;
 
+-- a key that already exists on the modern side (e.g. backfilled): the
+-- direct COPY meets a duplicate, and the batch goes through the upsert
+\c dw_modern
+INSERT INTO orders VALUES (9500, 'stale modern copy', 0, NULL);
+\c contrib_regression
+INSERT INTO orders VALUES (9500, 'from legacy', 95, 'legacy wins');
+SELECT dualwrite.wait_for_delivery('60s');
+SELECT * FROM modern.orders WHERE id = 9500;
+
 -- TRUNCATE is captured too, in order with the rows around it
 INSERT INTO orders VALUES (7001, 'before truncate', 1, NULL);
 TRUNCATE orders;

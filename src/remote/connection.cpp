@@ -386,9 +386,8 @@ PutCopy(PGconn *conn, const char *data, size_t len)
 	}
 }
 
-/* Send the end of COPY data and return the first failed result, or NULL. */
-static PGresult *
-FinishCopy(PGconn *conn)
+void
+SendCopyEnd(PGconn *conn)
 {
 	for (;;) {
 		int rc = PQputCopyEnd(conn, nullptr);
@@ -399,21 +398,19 @@ FinishCopy(PGconn *conn)
 		WaitSocket(conn, WL_SOCKET_WRITEABLE, 0, "ending COPY");
 	}
 	FlushOutput(conn, "COPY end");
-	return CollectResults(conn, "COPY");
 }
 
 void
 EndCopy(PGconn *conn)
 {
-	PGresult *failed = FinishCopy(conn);
-	if (failed != nullptr)
-		RaiseRemoteError(conn, failed, "COPY");
+	SendCopyEnd(conn);
+	WaitCommand(conn, "COPY");
 }
 
 bool
-EndCopyUnlessDuplicate(PGconn *conn)
+WaitCommandUnlessDuplicate(PGconn *conn, const char *sql)
 {
-	PGresult *failed = FinishCopy(conn);
+	PGresult *failed = CollectResults(conn, sql);
 	if (failed == nullptr)
 		return true;
 	const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
@@ -421,7 +418,14 @@ EndCopyUnlessDuplicate(PGconn *conn)
 		PQclear(failed);
 		return false;
 	}
-	RaiseRemoteError(conn, failed, "COPY");
+	RaiseRemoteError(conn, failed, sql);
+}
+
+bool
+EndCopyUnlessDuplicate(PGconn *conn)
+{
+	SendCopyEnd(conn);
+	return WaitCommandUnlessDuplicate(conn, "COPY");
 }
 
 /* Append one keyword/value pair from a foreign-catalog option list. */

@@ -70,6 +70,14 @@ void EndCopy(PGconn *conn);
  */
 bool EndCopyUnlessDuplicate(PGconn *conn);
 
+/* End COPY data without waiting for its result (collect it, and those of
+ * the statements sent after the COPY, with WaitCommand*). */
+void SendCopyEnd(PGconn *conn);
+
+/* WaitCommand() that returns false on a unique violation instead of raising
+ * it; the rest of the command string was then skipped by the server. */
+bool WaitCommandUnlessDuplicate(PGconn *conn, const char *sql);
+
 /* The server name given to Connect() (for messages). */
 const char *ServerName(PGconn *conn);
 

@@ -77,6 +77,7 @@ struct Target {
 };
 static std::vector<Target> targets;
 static std::string direct_buf; /* a batch's rows without the staging columns */
+static std::string redo_buf;   /* the in-flight direct COPY's rows, kept for the upsert fallback */
 
 /* One captured relation (the flagged table, or one of its partitions). */
 struct Source {
@@ -104,6 +105,7 @@ struct InFlight {
 	char lsn[32], txid[32];
 	int seq;
 	uint64 rows;
+	int fast_target; /* >= 0: sent as a direct COPY of that target (redo_buf) */
 };
 static InFlight in_flight;
 static int64 *in_flight_counts = nullptr; /* per target, round_context */
@@ -413,6 +415,31 @@ FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 	}
 }
 
+/* The in-flight direct COPY failed on a duplicate key: apply its rows
+ * (kept in redo_buf) through the staging table and the upsert instead. */
+static void
+RedoWithUpsert(Stream *s)
+{
+	Target &t = targets[in_flight.fast_target];
+	const char *begin = BeginSql(s);
+	const char *origin = Origin(s);
+	const char *copy_sql = pg_string([&] {
+		return std::string(begin) + (t.stage_gen != s->conn_gen ? t.stage_create + "; " : std::string()) +
+		       t.copy_sql;
+	});
+	const char *apply_sql = pg_string([&] {
+		return t.upsert_sql + "; " +
+		       core::ProgressUpdateSql(origin, in_flight.prev, in_flight.cur, in_flight.lsn, in_flight.txid,
+		                               in_flight.seq) +
+		       "; COMMIT";
+	});
+	t.stage_gen = s->conn_gen;
+	remote::BeginCopy(s->conn, copy_sql);
+	remote::PutCopy(s->conn, redo_buf.data(), redo_buf.size());
+	remote::EndCopy(s->conn);
+	remote::Exec(s->conn, apply_sql);
+}
+
 /* Wait for the batch in flight to commit on the modern side; then advance
  * the stream's progress.  Returns the changes it applied. */
 static int64
@@ -422,7 +449,15 @@ FinishInFlight()
 		return 0;
 	in_flight.active = false; /* if the wait fails, the round fails: all is re-read */
 	Stream *s = in_flight.stream;
-	remote::WaitCommand(s->conn, "COMMIT");
+	if (in_flight.fast_target < 0)
+		remote::WaitCommand(s->conn, "COMMIT");
+	else if (!remote::WaitCommandUnlessDuplicate(s->conn, "COPY ...; COMMIT")) {
+		/* A key already existed on the modern side (e.g. backfilled): the
+		 * server skipped the rest of the string; apply the batch again
+		 * through staging and the upsert, in a new transaction. */
+		remote::Exec(s->conn, "ROLLBACK");
+		RedoWithUpsert(s);
+	}
 	SetProgress(s, in_flight.prev, in_flight.cur, in_flight.lsn, in_flight.txid, in_flight.seq);
 	s->version++;
 	int64 total = 0;
@@ -437,6 +472,21 @@ FinishInFlight()
 		slot->applied_total += in_flight.rows;
 	}
 	return total;
+}
+
+/* The only target of `s` with staged rows, if those are all inserts; else -1. */
+static int
+SingleInsertOnlyTarget(Stream *s)
+{
+	int found = -1;
+	for (size_t i = 0; i < targets.size(); i++) {
+		if (targets[i].stream != s || targets[i].rows == 0)
+			continue;
+		if (found >= 0 || !targets[i].only_inserts)
+			return -1;
+		found = static_cast<int>(i);
+	}
+	return found;
 }
 
 /* Apply one fetched batch as one remote transaction, left in flight. */
@@ -475,14 +525,40 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 	int last_seq = last.seq;
 
 	confirmed += FinishInFlight();
-	FlushTargets(s, &in_xact, false);
 	const char *begin = BeginSql(s);
 	const char *origin = Origin(s);
-	const char *commit_sql = pg_string([&] {
-		return std::string(in_xact ? "" : begin) +
-		       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
-	});
-	remote::SendCommand(s->conn, commit_sql);
+	int fast = in_xact ? -1 : SingleInsertOnlyTarget(s);
+	if (fast >= 0) {
+		/*
+		 * One table, inserts only: the whole transaction in one string,
+		 * COPY straight into the target, then progress and COMMIT.  We only
+		 * wait for the COPY to start; the modern side loads the rows and
+		 * commits while we read and encode the next batch.
+		 */
+		Target &t = targets[fast];
+		const char *sql = pg_string([&] {
+			return std::string(begin) + "SAVEPOINT dw_fast; " + t.direct_copy_sql + "; RELEASE SAVEPOINT dw_fast; " +
+			       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
+		});
+		remote::BeginCopy(s->conn, sql);
+		pg_entry([&] { core::StripLeadingFields(t.buf, 2, direct_buf); });
+		remote::PutCopy(s->conn, direct_buf.data(), direct_buf.size());
+		remote::SendCopyEnd(s->conn);
+		pg_entry([&] {
+			redo_buf.swap(t.buf); /* kept until the COMMIT is confirmed */
+			t.buf.clear();
+		});
+		t.rows = 0;
+		t.only_inserts = false;
+	} else {
+		FlushTargets(s, &in_xact, false);
+		const char *commit_sql = pg_string([&] {
+			return std::string(in_xact ? "" : begin) +
+			       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
+		});
+		remote::SendCommand(s->conn, commit_sql);
+	}
+	in_flight.fast_target = fast;
 	/* Progress advances when the COMMIT is confirmed (FinishInFlight). */
 	in_flight.active = true;
 	in_flight.stream = s;
