@@ -129,6 +129,8 @@ ProgressBootstrapSql(const std::string &origin)
 	       "origin text PRIMARY KEY, done_snapshot text NOT NULL, cur_snapshot text, "
 	       "pos_lsn text, pos_txid text, pos_seq integer, version bigint NOT NULL DEFAULT 0, "
 	       "applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()); "
+	       /* a progress table made by an earlier build has no version yet */
+	       "ALTER TABLE _dualwrite.applied ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0; "
 	       "INSERT INTO _dualwrite.applied (origin, done_snapshot) VALUES (" +
 	       QuoteLiteral(origin) + ", '3:3:') ON CONFLICT (origin) DO NOTHING";
 }
