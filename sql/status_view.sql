@@ -20,7 +20,8 @@ SELECT state, last_error ~ 'could not connect to server "modern"' AS error_names
        last_error !~ 'password' AS no_password
 FROM dualwrite.workers WHERE datname = current_database();
 SELECT table_name, queued, lag > interval '0' AS lagging, oldest_pending IS NOT NULL AS has_oldest,
-       catch_up_eta IS NOT NULL AS has_eta
+       catch_up_eta IS NOT NULL AS has_eta, failed > 0 AS counts_failures,
+       last_error ~ 'could not connect to server "modern"' AS table_shows_error, last_error_at IS NOT NULL AS has_error_time
 FROM dualwrite.status WHERE table_name = 'orders'::regclass;
 -- a table rewrite would make queued row images unreadable: refused meanwhile
 ALTER TABLE orders ALTER COLUMN note TYPE integer USING length(note);
@@ -33,6 +34,6 @@ BEGIN
                    current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1));
 END $$;
 SELECT dualwrite.wait_for_delivery('60s') AS delivered_after_recovery;
-SELECT table_name, queued, lag, catch_up_eta FROM dualwrite.status WHERE table_name = 'orders'::regclass;
+SELECT table_name, queued, lag, catch_up_eta, last_error FROM dualwrite.status WHERE table_name = 'orders'::regclass;
 SELECT id, customer, amount FROM modern.orders WHERE id > 8000 ORDER BY id;
 SELECT state IN ('idle', 'running') AS worker_recovered FROM dualwrite.workers WHERE datname = current_database();

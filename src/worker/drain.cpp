@@ -779,6 +779,25 @@ OnRoundFailure(ErrorData *edata, bool *connection_problem, int *attempts, long *
 	return s->server;
 }
 
+void
+RecordFailure(const char *server, const char *message)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	Oid types[2] = {TEXTOID, TEXTOID};
+	Datum values[2] = {CStringGetTextDatum(server), CStringGetTextDatum(message != nullptr ? message : "")};
+	if (SPI_execute_with_args("UPDATE dualwrite._table_stats s SET failures = s.failures + 1, last_error = $2, "
+	                          "last_error_at = pg_catalog.now() FROM dualwrite.tables t "
+	                          "WHERE t.tbl::oid = s.relid AND t.target_server = $1::name",
+	                          2, types, values, nullptr, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the delivery failure");
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
 const char *
 TakeRecoveredServer(int *after_attempts)
 {

@@ -41,6 +41,11 @@ RoundResult DrainRound();
  * its retry with backoff.  Returns the stream's server name (for logs). */
 const char *OnRoundFailure(ErrorData *edata, bool *connection_problem, int *attempts, long *retry_ms);
 
+/* Count a failed attempt and its message on the tables going to `server`
+ * (dualwrite.status.failed / last_error).  Runs its own transaction; the
+ * caller has aborted the failed one.  Raises on failure. */
+void RecordFailure(const char *server, const char *message);
+
 /* Name of the server whose delivery recovered in the last round, or NULL. */
 const char *TakeRecoveredServer(int *after_attempts);
 

@@ -57,6 +57,25 @@ RecordRate(int64 applied, TimestampTz started)
 	my_slot->apply_rate = my_slot->apply_rate > 0 ? 0.7 * my_slot->apply_rate + 0.3 * sample : sample;
 }
 
+/* Per-table failure counters are advisory: if even recording them fails
+ * (e.g. the extension is being dropped), forget it and go on. */
+static void
+RecordFailureQuietly(const char *server, const char *message)
+{
+	MemoryContext context = CurrentMemoryContext;
+	PG_TRY();
+	{
+		RecordFailure(server, message);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(context);
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+}
+
 /* One round; returns ms to wait before the next one. */
 static long
 RoundGuarded()
@@ -106,6 +125,9 @@ RoundGuarded()
 		int attempts = 0;
 		long retry_ms = 0;
 		const char *server = OnRoundFailure(edata, &connection_problem, &attempts, &retry_ms);
+		/* Before the state change, so whoever sees the state sees the counts. */
+		if (server != nullptr)
+			RecordFailureQuietly(server, edata->message);
 		shm::SetState(my_slot, connection_problem ? shm::kStateUnreachable : shm::kStateBackoff, edata->message);
 		/* One line per state change: a new error, not the same one again. */
 		if (strcmp(last_logged, edata->message != nullptr ? edata->message : "") != 0) {
