@@ -29,6 +29,9 @@
 #   PGDW_SUITE_TIMEOUT   seconds per suite before it is killed (default 600)
 #   PGDW_PROVE_FLAGS     extra flags for prove (e.g. "-v" or "-j2")
 #   REGRESS="a b"        run only these pg_regress tests
+#   PGDW_TAP="004 010"   run only the TAP scripts whose names start so
+#   PGDW_LOCK=FILE       hold flock(FILE) from install to the end (several
+#                        work trees sharing one PostgreSQL installation)
 #
 # Tests run on a copy of the work tree (without .git and build products) that
 # the postgres user can read, so a root-only checkout (/root/...) works too.
@@ -100,6 +103,10 @@ if [[ -z ${PGDW_SKIP_DEPS:-} ]]; then
 fi
 
 # ---------------------------------------------------------------- build
+if [[ -n ${PGDW_LOCK:-} ]]; then
+	exec 9>"$PGDW_LOCK"
+	flock 9
+fi
 BUILD_OK=1
 BUILD_LOG=$WORK/build.log
 build_step() {          # build_step LABEL make-args...
@@ -220,7 +227,16 @@ run_isolation() {
 # ---------------------------------------------------------------- tap
 run_tap() {
 	local out=$WORK/tap t tests=()
-	for t in "$SRC"/test/t/*.pl; do [[ -f $t ]] && tests+=("test/t/$(basename "$t")"); done
+	for t in "$SRC"/test/t/*.pl; do
+		[[ -f $t ]] || continue
+		# PGDW_TAP="004 010": only the scripts whose names start so.
+		if [[ -n ${PGDW_TAP:-} ]]; then
+			local want_it=0 p
+			for p in $PGDW_TAP; do [[ $(basename "$t") == "$p"* ]] && want_it=1; done
+			[[ $want_it == 1 ]] || continue
+		fi
+		tests+=("test/t/$(basename "$t")")
+	done
 	if [[ ${#tests[@]} -eq 0 ]]; then
 		record tap skip "skipped: no test/t/*.pl"; return
 	fi
