@@ -37,6 +37,7 @@ CREATE TABLE dualwrite._outbox_0 (
     ts    timestamptz NOT NULL,  -- transaction start, for lag
     relid oid         NOT NULL,  -- captured relation (a partition, for partitioned tables)
     op    "char"      NOT NULL,  -- I U D T
+    layout integer    NOT NULL,  -- fingerprint of the image's column layout (src/outbox/layout.hpp)
     data  bytea                  -- heap tuple image, TOAST inlined
 ) WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false);
 -- Images are compressed already where the table compresses them.
@@ -118,7 +119,7 @@ REVOKE ALL ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name), dual
 CREATE FUNCTION dualwrite._worker_info(
     OUT datname name, OUT pid integer, OUT state text, OUT state_since timestamptz,
     OUT last_batch_at timestamptz, OUT applied bigint, OUT last_error text, OUT last_error_at timestamptz,
-    OUT apply_rate double precision)
+    OUT apply_rate double precision, OUT batches bigint)
 RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'dualwrite_worker_info' LANGUAGE C;
 
@@ -180,7 +181,7 @@ REVOKE ALL ON dualwrite.status FROM PUBLIC;
 
 CREATE VIEW dualwrite.workers AS
 SELECT w.datname, w.pid, w.state, w.state_since, w.last_batch_at, w.applied,
-       pg_catalog.round(w.apply_rate::numeric) AS apply_rate, w.last_error, w.last_error_at
+       pg_catalog.round(w.apply_rate::numeric) AS apply_rate, w.batches, w.last_error, w.last_error_at
 FROM dualwrite._worker_info() w;
 COMMENT ON VIEW dualwrite.workers IS 'per database: the delivery worker''s state and its last batch';
 REVOKE ALL ON dualwrite.workers FROM PUBLIC;
@@ -255,6 +256,33 @@ BEGIN
 END
 $$;
 CREATE EVENT TRIGGER dualwrite_table_rewrite ON table_rewrite EXECUTE FUNCTION dualwrite._on_table_rewrite();
+
+-- The outbox generations: which one capture writes to, their size, and the
+-- prepared transactions that hold one back (it cannot be truncated until
+-- they end; capture rotates around it meanwhile).
+CREATE FUNCTION dualwrite._capture_generation() RETURNS integer
+    AS 'MODULE_PATHNAME', 'dualwrite_capture_generation' LANGUAGE C;
+CREATE VIEW dualwrite.outbox AS
+SELECT g.gen AS generation,
+       g.gen OPERATOR(pg_catalog.=) dualwrite._capture_generation() AS is_current,
+       pg_catalog.pg_total_relation_size(g.rel) AS bytes,
+       (SELECT pg_catalog.array_agg(DISTINCT px.gid ORDER BY px.gid)
+        FROM pg_catalog.pg_locks l
+        JOIN pg_catalog.pg_prepared_xacts px ON l.virtualtransaction OPERATOR(pg_catalog.=) ('-1/' || px.transaction)
+        WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
+          AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                 WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+          AND l.relation OPERATOR(pg_catalog.=) g.rel) AS held_by_prepared
+FROM (VALUES (0, 'dualwrite._outbox_0'::regclass), (1, 'dualwrite._outbox_1'::regclass),
+             (2, 'dualwrite._outbox_2'::regclass)) AS g(gen, rel);
+COMMENT ON VIEW dualwrite.outbox IS
+    'the outbox generations: current one, size, prepared transactions that hold one back';
+REVOKE ALL ON dualwrite.outbox FROM PUBLIC;
+
+-- Test fault points of the worker (TAP tests; superuser only, one-shot).
+CREATE FUNCTION dualwrite._debug_fault(point text) RETURNS void
+    AS 'MODULE_PATHNAME', 'dualwrite_debug_fault' LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION dualwrite._debug_fault(text) FROM PUBLIC;
 
 -- Proof of the C++/PostgreSQL boundary, for the regression suite.
 CREATE FUNCTION dualwrite._selftest_boundary(kind text) RETURNS bigint

@@ -8,7 +8,7 @@
  */
 #include "boundary/boundary.hpp"
 #include "config/guc.hpp"
-#include "worker/shmem.hpp"
+#include "shmem/shmem.hpp"
 #include "worker/worker.hpp"
 
 extern "C" {

@@ -2,7 +2,8 @@
  * trigger.cpp
  *    The capture triggers installed by dualwrite.enable():
  *      dualwrite._capture()          AFTER INSERT OR UPDATE OR DELETE, FOR EACH ROW
- *      dualwrite._capture_truncate() AFTER TRUNCATE, FOR EACH STATEMENT
+ *      dualwrite._capture_truncate() BEFORE TRUNCATE, FOR EACH STATEMENT, on the
+ *                                    flagged table and on each of its partitions
  *
  * They write into the outbox in the same transaction as the user's change,
  * so an aborted transaction (or subtransaction) leaves nothing behind and
@@ -21,6 +22,8 @@
 #include "outbox/outbox.hpp"
 
 extern "C" {
+#include "access/xact.h"
+#include "catalog/partition.h"
 #include "nodes/bitmapset.h"
 #include "utils/datum.h"
 }
@@ -83,13 +86,78 @@ CaptureRow(FunctionCallInfo fcinfo)
 	return PointerGetDatum(nullptr);
 }
 
+/*
+ * The flagged tables a TRUNCATE statement truncates whole.  A statement's
+ * BEFORE TRUNCATE triggers fire one after the other, the named tables
+ * before the partitions it expands to, with no command counter increment
+ * in between: (transaction, command id) names the statement.
+ */
+constexpr int kMaxTruncatedRoots = 64;
+static struct {
+	FullTransactionId xid;
+	CommandId cid;
+	int n;
+	Oid roots[kMaxTruncatedRoots];
+} truncated_roots;
+
+static bool
+InThisStatement()
+{
+	return FullTransactionIdEquals(truncated_roots.xid, GetTopFullTransactionId()) &&
+	       truncated_roots.cid == GetCurrentCommandId(false);
+}
+
+static void
+RememberTruncatedRoot(Oid relid)
+{
+	if (!InThisStatement()) {
+		truncated_roots.xid = GetTopFullTransactionId();
+		truncated_roots.cid = GetCurrentCommandId(false);
+		truncated_roots.n = 0;
+	}
+	if (truncated_roots.n < kMaxTruncatedRoots)
+		truncated_roots.roots[truncated_roots.n++] = relid;
+}
+
+static bool
+RootTruncatedInThisStatement(Oid relid)
+{
+	if (!InThisStatement())
+		return false;
+	for (int i = 0; i < truncated_roots.n; i++)
+		if (truncated_roots.roots[i] == relid)
+			return true;
+	return false;
+}
+
+/*
+ * TRUNCATE of the flagged table itself is one T change, applied as a
+ * TRUNCATE of its target.  TRUNCATE of one partition (or of a sub-tree)
+ * is a delete of each of its rows: the modern table need not be
+ * partitioned the same way, and a delete of rows that are not there is
+ * harmless.  When the same statement truncates the whole table, its
+ * partitions add nothing.
+ */
 static Datum
 CaptureTruncate(FunctionCallInfo fcinfo)
 {
 	TriggerData *td = CheckContext(fcinfo, "dualwrite._capture_truncate", false);
 	if (!TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 		elog(ERROR, "dualwrite._capture_truncate: must be fired by TRUNCATE");
-	outbox::Append(td->tg_relation, outbox::kTruncate, nullptr);
+	Relation rel = td->tg_relation;
+	if (!rel->rd_rel->relispartition) {
+		/* Flagged tables are never partitions (enable() refuses them). */
+		RememberTruncatedRoot(RelationGetRelid(rel));
+		outbox::AppendTruncate(rel);
+		return PointerGetDatum(nullptr);
+	}
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		return PointerGetDatum(nullptr); /* a sub-tree: its leaves are truncated too */
+	List *ancestors = get_partition_ancestors(RelationGetRelid(rel));
+	Oid root = ancestors != NIL ? llast_oid(ancestors) : InvalidOid;
+	list_free(ancestors);
+	if (!RootTruncatedInThisStatement(root))
+		outbox::AppendDeleteAll(rel);
 	return PointerGetDatum(nullptr);
 }
 

@@ -10,6 +10,7 @@
 #include "config/catalog.hpp"
 
 extern "C" {
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "nodes/bitmapset.h"
 #include "utils/regproc.h"
@@ -191,22 +192,37 @@ RunDdl(const char *fmt, Relation rel)
 	SPI_finish();
 }
 
+/* Statement triggers are not cloned to partitions (row triggers are):
+ * the TRUNCATE trigger goes on the table and on each partition, so that
+ * TRUNCATE of a single partition is captured too. */
+static void
+ForTableAndPartitions(Relation rel, const char *fmt)
+{
+	List *all = find_all_inheritors(RelationGetRelid(rel), ShareRowExclusiveLock, nullptr);
+	ListCell *lc;
+	foreach (lc, all) {
+		Relation r = table_open(lfirst_oid(lc), NoLock);
+		RunDdl(fmt, r);
+		table_close(r, NoLock);
+	}
+}
+
 void
 CreateCaptureTriggers(Relation rel)
 {
 	RunDdl("CREATE TRIGGER dualwrite_capture AFTER INSERT OR UPDATE OR DELETE ON %s "
 	       "FOR EACH ROW EXECUTE FUNCTION dualwrite._capture()",
 	       rel);
-	RunDdl("CREATE TRIGGER dualwrite_capture_truncate AFTER TRUNCATE ON %s "
-	       "FOR EACH STATEMENT EXECUTE FUNCTION dualwrite._capture_truncate()",
-	       rel);
+	/* BEFORE: a partition's rows are read before they are gone. */
+	ForTableAndPartitions(rel, "CREATE TRIGGER dualwrite_capture_truncate BEFORE TRUNCATE ON %s "
+	                           "FOR EACH STATEMENT EXECUTE FUNCTION dualwrite._capture_truncate()");
 }
 
 void
 DropCaptureTriggers(Relation rel)
 {
 	RunDdl("DROP TRIGGER IF EXISTS dualwrite_capture ON %s", rel);
-	RunDdl("DROP TRIGGER IF EXISTS dualwrite_capture_truncate ON %s", rel);
+	ForTableAndPartitions(rel, "DROP TRIGGER IF EXISTS dualwrite_capture_truncate ON %s");
 }
 
 int64

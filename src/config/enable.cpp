@@ -20,7 +20,7 @@
 #include "config/guc.hpp"
 #include "core/typecompat.hpp"
 #include "remote/connection.hpp"
-#include "worker/shmem.hpp"
+#include "shmem/shmem.hpp"
 
 extern "C" {
 #include "access/reloptions.h"

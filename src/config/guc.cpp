@@ -27,6 +27,7 @@ int rotate_interval_s = 2;
 int connect_timeout_s = 10;
 int remote_timeout_ms = 120000;
 int max_sort_keys = 2 * 1024 * 1024;
+int batch_bytes_kb = 64 * 1024;
 
 static const struct config_enum_entry mode_options[] = {
 	{"async", kModeAsync, false},
@@ -82,6 +83,16 @@ DefineSettings()
 	                        gettext_noop("Maximum number of changes applied in one remote transaction."),
 	                        gettext_noop("Bounds the worker's memory and the size of a remote transaction."),
 	                        &batch_size, 10000, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+
+	/* Rows of several MB must not make a batch of 10,000 hold gigabytes:
+	 * a batch also ends once its row images reach this size (at least one
+	 * row per batch, however large). */
+	DefineCustomIntVariable("dualwrite.batch_bytes",
+	                        gettext_noop("Size of captured row images after which a batch ends."),
+	                        gettext_noop("Bounds the worker's memory for tables of large rows; a batch also ends "
+	                                     "after dualwrite.batch_size changes."),
+	                        &batch_bytes_kb, 64 * 1024, 64, 4 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_KB, nullptr,
+	                        nullptr, nullptr);
 
 	DefineCustomIntVariable("dualwrite.naptime", gettext_noop("Time the worker waits between idle drain rounds."),
 	                        nullptr, &naptime_ms, 100, 10, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,

@@ -20,6 +20,7 @@ extern int retry_backoff_max_ms; /* dualwrite.retry_backoff_max */
 extern int rotate_interval_s;    /* dualwrite.outbox_rotate_interval */
 extern int connect_timeout_s;    /* dualwrite.connect_timeout */
 extern int max_sort_keys;        /* dualwrite.max_sort_keys: memory bound of a drain pass */
+extern int batch_bytes_kb;       /* dualwrite.batch_bytes: image bytes per batch (kB) */
 extern int remote_timeout_ms;    /* dualwrite.remote_timeout: max wait for the modern side */
 
 /* Define every setting; called once from _PG_init. */

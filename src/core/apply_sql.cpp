@@ -121,6 +121,15 @@ ApplyTruncateSql(const TargetShape &t)
 }
 
 std::string
+ApplyTruncateSql(const std::vector<const TargetShape *> &targets)
+{
+	std::string sql = "TRUNCATE ";
+	for (size_t i = 0; i < targets.size(); i++)
+		sql += (i > 0 ? ", " : "") + QualifiedTarget(*targets[i]);
+	return sql;
+}
+
+std::string
 ProgressBootstrapSql(const std::string &origin)
 {
 	/* Text columns: the modern side may be any PostgreSQL-protocol server. */

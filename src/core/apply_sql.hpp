@@ -58,6 +58,9 @@ std::string ApplyUpsertSql(const TargetShape &t);
 
 /* TRUNCATE of the target (a captured TRUNCATE). */
 std::string ApplyTruncateSql(const TargetShape &t);
+/* One TRUNCATE of several targets (the tables one legacy statement
+ * truncated: tables referencing each other can only go together). */
+std::string ApplyTruncateSql(const std::vector<const TargetShape *> &targets);
 
 /* Bootstrap of the remote progress table and of this origin's row (idempotent). */
 std::string ProgressBootstrapSql(const std::string &origin);

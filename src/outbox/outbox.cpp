@@ -12,9 +12,12 @@
  */
 #include "outbox/outbox.hpp"
 
-#include "worker/shmem.hpp"
+#include "outbox/layout.hpp"
+#include "shmem/shmem.hpp"
 
 extern "C" {
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "utils/inval.h"
 #include "utils/pg_lsn.h"
 #include "utils/xid8.h"
@@ -88,22 +91,33 @@ TupleImage(Relation source, HeapTuple tuple)
 	return image;
 }
 
-void
-Append(Relation source, char op, HeapTuple tuple)
+/* The statement whose TRUNCATE rows share one lsn. */
+static struct {
+	FullTransactionId xid;
+	CommandId cid;
+	XLogRecPtr lsn;
+} truncate_group;
+
+static void
+AppendAt(Relation source, char op, HeapTuple tuple, XLogRecPtr lsn)
 {
 	Datum values[kNatts];
 	bool nulls[kNatts] = {false};
 
 	values[kTxid - 1] = FullTransactionIdGetDatum(GetTopFullTransactionId());
-	values[kLsn - 1] = LSNGetDatum(GetXLogInsertRecPtr());
+	values[kLsn - 1] = LSNGetDatum(lsn);
 	values[kSeq - 1] = Int32GetDatum(++capture_seq);
 	values[kTs - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	values[kRelid - 1] = ObjectIdGetDatum(RelationGetRelid(source));
 	values[kOp - 1] = CharGetDatum(op);
-	if (tuple != nullptr)
+	if (tuple != nullptr) {
+		values[kLayout - 1] =
+		    Int32GetDatum(static_cast<int32>(LayoutFingerprint(RelationGetDescr(source), HeapTupleHeaderGetNatts(tuple->t_data))));
 		values[kData - 1] = PointerGetDatum(TupleImage(source, tuple));
-	else
+	} else {
+		values[kLayout - 1] = Int32GetDatum(0);
 		nulls[kData - 1] = true;
+	}
 
 	/* RowExclusiveLock is kept to transaction end: the worker truncates a
 	 * generation only after taking AccessExclusiveLock, i.e. after every
@@ -119,6 +133,44 @@ Append(Relation source, char op, HeapTuple tuple)
 	heap_freetuple(row);
 	if (tuple != nullptr)
 		pfree(DatumGetPointer(values[kData - 1]));
+}
+
+void
+Append(Relation source, char op, HeapTuple tuple)
+{
+	AppendAt(source, op, tuple, GetXLogInsertRecPtr());
+}
+
+void
+AppendTruncate(Relation source)
+{
+	FullTransactionId xid = GetTopFullTransactionId();
+	CommandId cid = GetCurrentCommandId(false);
+	/* The statement's BEFORE TRUNCATE triggers fire one after the other
+	 * with no command counter increment in between. */
+	if (!FullTransactionIdEquals(xid, truncate_group.xid) || cid != truncate_group.cid) {
+		truncate_group.xid = xid;
+		truncate_group.cid = cid;
+		truncate_group.lsn = GetXLogInsertRecPtr();
+	}
+	AppendAt(source, kTruncate, nullptr, truncate_group.lsn);
+}
+
+void
+AppendDeleteAll(Relation leaf)
+{
+	/* The latest snapshot: under the AccessExclusiveLock every other
+	 * writer has ended, and a REPEATABLE READ caller's own snapshot could
+	 * miss rows committed while it waited for the lock. */
+	Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+	TableScanDesc scan = table_beginscan(leaf, snapshot, 0, nullptr);
+	HeapTuple tup;
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+		CHECK_FOR_INTERRUPTS();
+		Append(leaf, kDelete, tup);
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snapshot);
 }
 
 } // namespace pgdw::outbox

@@ -158,6 +158,7 @@ NextChange(RangeScan *scan, Change *out)
 		bool isnull;
 		out->relid = DatumGetObjectId(heap_getattr(&tup, kRelid, desc, &isnull));
 		out->op = DatumGetChar(heap_getattr(&tup, kOp, desc, &isnull));
+		out->layout = static_cast<uint32>(DatumGetInt32(heap_getattr(&tup, kLayout, desc, &isnull)));
 		out->lsn = k.lsn;
 		out->txid = k.txid;
 		out->seq = k.seq;
@@ -176,6 +177,13 @@ NextChange(RangeScan *scan, Change *out)
 		return true;
 	}
 	return false;
+}
+
+void
+UnreadChange(RangeScan *scan)
+{
+	if (scan->next > 0)
+		scan->next--;
 }
 
 bool

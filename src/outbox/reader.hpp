@@ -31,6 +31,7 @@ struct Change {
 	Oid relid;
 	char op;
 	struct varlena *data; /* detoasted copy in the caller's context; NULL for T */
+	uint32 layout;        /* the image's layout fingerprint */
 	XLogRecPtr lsn;
 	uint64 txid;
 	int32 seq;
@@ -54,6 +55,9 @@ RangeScan *BeginRangeScan(const RangeSpec &spec);
 
 /* The next change in capture order; false at the end. */
 bool NextChange(RangeScan *scan, Change *out);
+
+/* Step back one change: the next NextChange() returns it again. */
+void UnreadChange(RangeScan *scan);
 
 /* True if the range held more than one scan may keep: read it again from
  * the last applied position. */

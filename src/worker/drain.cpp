@@ -22,12 +22,15 @@
 #include "core/backoff.hpp"
 #include "core/copy_text.hpp"
 #include "core/quote.hpp"
+#include "outbox/layout.hpp"
 #include "outbox/outbox.hpp"
 #include "outbox/reader.hpp"
 #include "remote/connection.hpp"
-#include "worker/shmem.hpp"
+#include "shmem/shmem.hpp"
 
 extern "C" {
+#include "access/transam.h"
+#include "access/xlog.h"
 #include "catalog/pg_inherits.h"
 #include "commands/extension.h"
 #include "utils/acl.h"
@@ -56,6 +59,9 @@ struct Stream {
 	uint32 failures;      /* consecutive failed rounds */
 	TimestampTz retry_at; /* do not try before */
 	uint32 recovered_after; /* >0: the last round recovered after that many failures */
+	uint32 unrecorded_failures;      /* failed attempts not yet counted in _table_stats */
+	char recorded_error[128];        /* the message _table_stats last got */
+	TimestampTz recorded_at;         /* when */
 };
 
 constexpr int kMaxStreams = 16;
@@ -66,7 +72,7 @@ static Stream *current_stream = nullptr; /* the stream a failure belongs to */
 struct Target {
 	const config::TableConfig *cfg; /* round_context */
 	core::TargetShape shape;
-	std::string stage_create, copy_sql, direct_copy_sql, delete_sql, upsert_sql, truncate_sql;
+	std::string stage_create, copy_sql, direct_copy_sql, delete_sql, upsert_sql;
 	std::string buf;   /* COPY text of the current batch */
 	int64 rows;        /* rows in buf */
 	bool has_delete;   /* buf holds a delete */
@@ -78,12 +84,15 @@ struct Target {
 static std::vector<Target> targets;
 static std::string direct_buf; /* a batch's rows without the staging columns */
 static std::string redo_buf;   /* the in-flight direct COPY's rows, kept for the upsert fallback */
+static std::vector<int> truncate_group; /* targets of one TRUNCATE statement */
 
 /* One captured relation (the flagged table, or one of its partitions). */
 struct Source {
 	Oid relid;
 	int target;          /* index in targets */
-	TupleDesc desc;
+	TupleDesc desc;      /* a copy (round_context): a relcache entry's may be freed by any
+	                      * invalidation the round accepts (TOOLCHAIN P23); NULL for the
+	                      * partitioned root, which only ever has T changes */
 	AttrNumber *attnums; /* per sent column, attnum in this relation */
 	FmgrInfo *out;       /* output function per sent column */
 	Datum *values;
@@ -182,6 +191,45 @@ ApplyOptionChanges()
 	}
 }
 
+/* The xmax of a pg_snapshot's text form "xmin:xmax:xip,...". */
+static uint64
+SnapshotXmax(const char *snapshot)
+{
+	const char *colon = strchr(snapshot, ':');
+	return colon != nullptr ? strtoull(colon + 1, nullptr, 10) : 0;
+}
+
+/*
+ * Guarantee 10: what the modern side records as delivered must exist
+ * here.  Every range is made durable before it is shipped (DrainRange), so
+ * a healthy legacy's next transaction id is never below a recorded
+ * snapshot's xmax.  If it is, this legacy was restored from a backup or
+ * lost WAL: new transactions would reuse ids the modern side counts as
+ * delivered and be skipped forever.  Refuse, loudly, every round.
+ */
+static void
+CheckNotBehind(const Stream *s, const char *origin)
+{
+	uint64 next = U64FromFullTransactionId(ReadNextFullTransactionId());
+	uint64 recorded = SnapshotXmax(s->done_snapshot);
+	if (s->cur_snapshot != nullptr)
+		recorded = Max(recorded, SnapshotXmax(s->cur_snapshot));
+	if (recorded <= next)
+		return;
+	ereport(ERROR,
+	        (errcode(ERRCODE_DATA_CORRUPTED),
+	         errmsg("legacy database is behind what server \"%s\" has recorded as delivered", s->server),
+	         errdetail("The modern side recorded delivery up to transaction " UINT64_FORMAT
+	                   ", but the next transaction id here is " UINT64_FORMAT
+	                   ": this database was restored from a backup or lost committed WAL in a crash, so its new "
+	                   "transactions would be taken for delivered ones.",
+	                   recorded, next),
+	         errhint("Nothing is delivered to this server until this is resolved.  Compare both sides, then "
+	                 "delete the row with origin '%s' from _dualwrite.applied on the modern side to deliver "
+	                 "from the current state on.",
+	                 origin)));
+}
+
 /* Connect if needed and read the stream's progress from the modern side. */
 static void
 EnsureConnected(Stream *s, const char *origin)
@@ -207,7 +255,12 @@ EnsureConnected(Stream *s, const char *origin)
 		            PQgetisnull(res, 0, 3) ? nullptr : PQgetvalue(res, 0, 3),
 		            PQgetisnull(res, 0, 4) ? 0 : atoi(PQgetvalue(res, 0, 4)));
 	PQclear(res);
+	CheckNotBehind(s, origin);
 	s->progress_known = true;
+	/* The local copy may be behind (a crash between the remote and the
+	 * local commit): bring it up to date this round, even if nothing new
+	 * is delivered, so wait_for_delivery() and truncation see the truth. */
+	s->dirty = true;
 }
 
 /* The key of this database's streams on the modern side. */
@@ -266,20 +319,27 @@ LoadShapes(config::TableConfig **cfgs, int n)
 			t.direct_copy_sql = core::DirectCopySql(t.shape);
 			t.delete_sql = core::ApplyDeleteSql(t.shape);
 			t.upsert_sql = core::ApplyUpsertSql(t.shape);
-			t.truncate_sql = core::ApplyTruncateSql(t.shape);
 		});
 		ListCell *lc;
 		foreach (lc, per_table[i]) {
 			Oid relid = lfirst_oid(lc);
 			Relation rel = table_open(relid, AccessShareLock); /* kept to transaction end */
 			if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE) {
+				/* Rows live in the leaves; the flagged table itself has
+				 * its TRUNCATEs (a sub-partition's are row deletes). */
+				if (relid == cfgs[i]->relid) {
+					Source &root = sources[nsources++];
+					root.relid = relid;
+					root.target = i;
+					root.desc = nullptr;
+				}
 				table_close(rel, NoLock);
-				continue; /* rows live in the leaves */
+				continue;
 			}
 			Source &src = sources[nsources++];
 			src.relid = relid;
 			src.target = i;
-			src.desc = RelationGetDescr(rel);
+			src.desc = CreateTupleDescCopyConstr(RelationGetDescr(rel)); /* keeps missing values */
 			int ncols = t.cfg->ncolumns;
 			src.attnums = static_cast<AttrNumber *>(palloc(sizeof(AttrNumber) * ncols));
 			src.out = static_cast<FmgrInfo *>(palloc(sizeof(FmgrInfo) * ncols));
@@ -312,10 +372,15 @@ FindSource(Oid relid)
 
 /* Append one captured row image to its target's COPY buffer. */
 static void
-StageRow(Source *src, int64 ord, char op, bytea *image)
+StageRow(Source *src, int64 ord, char op, bytea *image, uint32 layout)
 {
 	Target &t = targets[src->target];
 	const config::TableConfig *cfg = t.cfg;
+
+	if (src->desc == nullptr)
+		elog(ERROR, "row change captured for partitioned table %u", src->relid);
+	/* Never decode an image with a layout it was not captured under. */
+	outbox::CheckImageLayout(src->relid, src->desc, image, layout);
 
 	/* Deform from a MAXALIGNed copy: offsets inside the image assume it. */
 	uint32 len = VARSIZE_ANY_EXHDR(image);
@@ -470,6 +535,7 @@ FinishInFlight()
 	if (slot != nullptr) {
 		slot->last_batch_at = GetCurrentTimestamp();
 		slot->applied_total += in_flight.rows;
+		slot->batches++;
 	}
 	return total;
 }
@@ -504,17 +570,42 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 		Source *src = FindSource(c.relid);
 		if (src == nullptr)
 			continue; /* table disabled since: its changes are discarded */
-		Target &t = targets[src->target];
 		if (c.op == outbox::kTruncate) {
 			/* Everything staged before the TRUNCATE goes first. */
 			confirmed += FinishInFlight();
 			FlushTargets(s, &in_xact, true);
+			/* The tables one statement truncated (adjacent, same txid and
+			 * lsn: outbox.hpp) go in one TRUNCATE, so that tables which
+			 * reference each other on the modern side can be truncated. */
+			std::vector<int> &group = truncate_group;
+			pg_entry([&] { group.clear(); });
+			uint64 j = i;
+			for (; j < n && changes[j].op == outbox::kTruncate && changes[j].txid == c.txid &&
+			       changes[j].lsn == c.lsn;
+			     j++) {
+				Source *gs = FindSource(changes[j].relid);
+				if (gs == nullptr)
+					continue;
+				counts[gs->target]++;
+				pg_entry([&] {
+					if (std::find(group.begin(), group.end(), gs->target) == group.end())
+						group.push_back(gs->target);
+				});
+			}
+			i = j - 1;
 			const char *begin = BeginSql(s);
-			const char *sql = pg_string([&] { return std::string(in_xact ? "" : begin) + t.truncate_sql; });
+			const char *sql = pg_string([&] {
+				std::vector<const core::TargetShape *> shapes;
+				for (int g : group)
+					shapes.push_back(&targets[g].shape);
+				return std::string(in_xact ? "" : begin) + core::ApplyTruncateSql(shapes);
+			});
 			in_xact = true;
 			remote::Exec(s->conn, sql);
-		} else if (c.data != nullptr)
-			StageRow(src, ++ord, c.op, reinterpret_cast<bytea *>(c.data));
+			continue;
+		}
+		if (c.data != nullptr)
+			StageRow(src, ++ord, c.op, reinterpret_cast<bytea *>(c.data), c.layout);
 		counts[src->target]++;
 	}
 	/* The batch's end position: its last change (n > 0). */
@@ -598,6 +689,15 @@ DrainRange(Stream *s)
 			elog(ERROR, "could not read the current snapshot");
 		cur = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	}
+	/*
+	 * Guarantee 10: nothing is shipped that a legacy crash could undo.  A
+	 * transaction is visible in our snapshot once its commit record is
+	 * inserted, but with synchronous_commit = off that record may not be
+	 * on disk yet.  Every commit visible to us was inserted before this
+	 * point, so flushing WAL up to the current insert position makes the
+	 * whole range durable.  (Cheap: a no-op when nothing new was written.)
+	 */
+	XLogFlush(GetXLogInsertRecPtr());
 
 	outbox::RangeSpec spec;
 	spec.relids = relids;
@@ -605,8 +705,11 @@ DrainRange(Stream *s)
 	spec.prev = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(prev));
 	spec.cur = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(cur));
 
-	outbox::Change *changes =
-	    static_cast<outbox::Change *>(palloc(sizeof(outbox::Change) * (guc::batch_size + 1)));
+	/* Room for a TRUNCATE statement's group beyond batch_size (below). */
+	constexpr int kGroupSlack = 64;
+	const uint64 capacity = static_cast<uint64>(guc::batch_size) + kGroupSlack;
+	const Size max_bytes = static_cast<Size>(guc::batch_bytes_kb) * 1024;
+	outbox::Change *changes = static_cast<outbox::Change *>(palloc(sizeof(outbox::Change) * (capacity + 1)));
 	int64 total = 0;
 	bool more = true;
 	while (more) {
@@ -620,8 +723,25 @@ DrainRange(Stream *s)
 			/* Row copies live in fetch_context until the batch is encoded. */
 			MemoryContext old = MemoryContextSwitchTo(fetch_context);
 			uint64 n = 0;
-			while (n < static_cast<uint64>(guc::batch_size) && outbox::NextChange(scan, &changes[n]))
+			Size bytes = 0;
+			/* A batch ends after batch_size changes or batch_bytes of row
+			 * images, whichever comes first (at least one change). */
+			while (n < static_cast<uint64>(guc::batch_size) && bytes < max_bytes &&
+			       outbox::NextChange(scan, &changes[n])) {
+				if (changes[n].data != nullptr)
+					bytes += VARSIZE(changes[n].data);
 				n++;
+			}
+			/* Never split the TRUNCATEs of one statement between batches. */
+			while (n > 0 && n < capacity && changes[n - 1].op == outbox::kTruncate &&
+			       outbox::NextChange(scan, &changes[n])) {
+				if (changes[n].op != outbox::kTruncate || changes[n].txid != changes[n - 1].txid ||
+				    changes[n].lsn != changes[n - 1].lsn) {
+					outbox::UnreadChange(scan);
+					break;
+				}
+				n++;
+			}
 			MemoryContextSwitchTo(old);
 			if (n == 0)
 				break;
@@ -659,6 +779,19 @@ DrainStream(Stream *s)
 static void
 RecordLocally()
 {
+	for (auto &s : streams) {
+		if (s.server[0] == '\0' || s.unrecorded_failures == 0 || s.failures > 0)
+			continue;
+		/* Recovered: count the attempts that failed since the last write. */
+		Oid types[2] = {TEXTOID, INT8OID};
+		Datum values[2] = {CStringGetTextDatum(s.server), Int64GetDatum(s.unrecorded_failures)};
+		if (SPI_execute_with_args("UPDATE dualwrite._table_stats s SET failures = s.failures + $2 "
+		                          "FROM dualwrite.tables t WHERE t.tbl::oid = s.relid AND t.target_server = $1::name",
+		                          2, types, values, nullptr, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not record delivery failures");
+		s.unrecorded_failures = 0;
+		s.recorded_error[0] = '\0';
+	}
 	for (auto &s : streams) {
 		if (s.server[0] == '\0' || !s.dirty)
 			continue;
@@ -740,6 +873,10 @@ DrainRound()
 			}
 		}
 		current_stream = nullptr;
+		/* Test fault point: the remote commits are done, the local record
+		 * of them is not (the crash window the reconnect repairs). */
+		if (result.applied > 0 && shm::TakeFault("after_remote_commit"))
+			ereport(FATAL, (errmsg("pg_dualwrite: test fault point \"after_remote_commit\" reached")));
 		RecordLocally();
 	}
 	PopActiveSnapshot();
@@ -773,29 +910,58 @@ OnRoundFailure(ErrorData *edata, bool *connection_problem, int *attempts, long *
 	s->conn = nullptr;
 	s->progress_known = false;
 	s->failures++;
+	s->unrecorded_failures++;
 	*attempts = static_cast<int>(s->failures);
 	*retry_ms = core::BackoffDelayMs(s->failures, guc::retry_backoff_min_ms, guc::retry_backoff_max_ms);
 	s->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), *retry_ms);
 	return s->server;
 }
 
+/* Failed attempts of `server` are written to _table_stats when the error
+ * changes, and otherwise at most this often (a write costs an xid and WAL:
+ * a stream retrying for hours must not burn them several times a second). */
+constexpr long kFailureRecordIntervalMs = 30000;
+
+/* The stream named `server`, or NULL. */
+static Stream *
+FindStream(const char *server)
+{
+	for (auto &s : streams)
+		if (s.server[0] != '\0' && strcmp(s.server, server) == 0)
+			return &s;
+	return nullptr;
+}
+
 void
 RecordFailure(const char *server, const char *message)
 {
+	Stream *stream = FindStream(server);
+	if (message == nullptr)
+		message = "";
+	TimestampTz now = GetCurrentTimestamp();
+	if (stream != nullptr && strncmp(stream->recorded_error, message, sizeof(stream->recorded_error) - 1) == 0 &&
+	    !TimestampDifferenceExceeds(stream->recorded_at, now, kFailureRecordIntervalMs))
+		return; /* counted at the next write (or at recovery) */
+	int64 count = stream != nullptr ? stream->unrecorded_failures : 1;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	Oid types[2] = {TEXTOID, TEXTOID};
-	Datum values[2] = {CStringGetTextDatum(server), CStringGetTextDatum(message != nullptr ? message : "")};
-	if (SPI_execute_with_args("UPDATE dualwrite._table_stats s SET failures = s.failures + 1, last_error = $2, "
+	Oid types[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum values[3] = {CStringGetTextDatum(server), CStringGetTextDatum(message), Int64GetDatum(count)};
+	if (SPI_execute_with_args("UPDATE dualwrite._table_stats s SET failures = s.failures + $3, last_error = $2, "
 	                          "last_error_at = pg_catalog.now() FROM dualwrite.tables t "
 	                          "WHERE t.tbl::oid = s.relid AND t.target_server = $1::name",
-	                          2, types, values, nullptr, false, 0) != SPI_OK_UPDATE)
+	                          3, types, values, nullptr, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not record the delivery failure");
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+	if (stream != nullptr) {
+		stream->unrecorded_failures = 0;
+		strlcpy(stream->recorded_error, message, sizeof(stream->recorded_error));
+		stream->recorded_at = now;
+	}
 }
 
 const char *

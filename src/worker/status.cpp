@@ -9,7 +9,7 @@
  *-------------------------------------------------------------------------
  */
 #include "boundary/boundary.hpp"
-#include "worker/shmem.hpp"
+#include "shmem/shmem.hpp"
 
 extern "C" {
 #include "commands/dbcommands.h"
@@ -39,8 +39,8 @@ WorkerInfo(FunctionCallInfo fcinfo)
 		char *datname = get_database_name(s->dboid);
 		if (datname == nullptr)
 			continue;
-		Datum values[9];
-		bool nulls[9] = {false};
+		Datum values[10];
+		bool nulls[10] = {false};
 		values[0] = DirectFunctionCall1(namein, CStringGetDatum(datname));
 		values[1] = Int32GetDatum(s->pid);
 		nulls[1] = s->pid == 0;
@@ -55,6 +55,7 @@ WorkerInfo(FunctionCallInfo fcinfo)
 		values[7] = TimestampTzGetDatum(s->last_error_at);
 		nulls[7] = s->last_error_at == 0;
 		values[8] = Float8GetDatum(s->apply_rate);
+		values[9] = Int64GetDatum(static_cast<int64>(s->batches));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -65,11 +66,38 @@ WorkerInfo(FunctionCallInfo fcinfo)
 extern "C" {
 PG_FUNCTION_INFO_V1(dualwrite_worker_info);
 PG_FUNCTION_INFO_V1(dualwrite_wake);
+PG_FUNCTION_INFO_V1(dualwrite_debug_fault);
+PG_FUNCTION_INFO_V1(dualwrite_capture_generation);
 
 PGDLLEXPORT Datum
 dualwrite_worker_info(PG_FUNCTION_ARGS)
 {
 	return pgdw::pg_entry([&] { return pgdw::worker::WorkerInfo(fcinfo); });
+}
+
+/* Arm a test fault point of this database's worker (superuser only). */
+PGDLLEXPORT Datum
+dualwrite_debug_fault(PG_FUNCTION_ARGS)
+{
+	return pgdw::pg_entry([&] {
+		if (!superuser())
+			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			                errmsg("permission denied for function dualwrite._debug_fault"),
+			                errdetail("Only superusers may arm test fault points.")));
+		pgdw::shm::ArmFault(MyDatabaseId, text_to_cstring(PG_GETARG_TEXT_PP(0)));
+		PG_RETURN_VOID();
+	});
+}
+
+/* The outbox generation capture writes to now (for dualwrite.outbox). */
+PGDLLEXPORT Datum
+dualwrite_capture_generation(PG_FUNCTION_ARGS)
+{
+	return pgdw::pg_entry([&] {
+		if (pgdw::shm::Get() == nullptr)
+			PG_RETURN_NULL();
+		PG_RETURN_INT32(static_cast<int32>(pgdw::shm::CaptureGeneration()));
+	});
 }
 
 PGDLLEXPORT Datum

@@ -15,7 +15,7 @@
 #include "config/guc.hpp"
 #include "outbox/rotate.hpp"
 #include "worker/drain.hpp"
-#include "worker/shmem.hpp"
+#include "shmem/shmem.hpp"
 #include "worker/worker.hpp"
 
 extern "C" {

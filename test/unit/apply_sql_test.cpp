@@ -127,6 +127,14 @@ TEST(ApplySql, Truncate)
 	EXPECT_EQ(ApplyTruncateSql(NeedsQuoting()), "TRUNCATE \"My Schema\".\"Order\"\"Lines\"");
 }
 
+TEST(ApplySql, TruncateOfOneStatementIsOneCommand)
+{
+	TargetShape a = TwoColumnKey(), b = NeedsQuoting();
+	EXPECT_EQ(ApplyTruncateSql(std::vector<const TargetShape *>{&a, &b}),
+	          "TRUNCATE \"public\".\"order_lines\", \"My Schema\".\"Order\"\"Lines\"");
+	EXPECT_EQ(ApplyTruncateSql(std::vector<const TargetShape *>{&a}), ApplyTruncateSql(a));
+}
+
 /* ------------------------------------------------------------ key handling */
 
 TEST(ApplySql, KeysAreNotInUpdateSetList)

@@ -5,10 +5,10 @@
  * Called from PostgreSQL hooks and C++ code holding no objects with
  * destructors: PostgreSQL functions are called directly.
  *
- * IDENTIFICATION  src/worker/shmem.cpp
+ * IDENTIFICATION  src/shmem/shmem.cpp
  *-------------------------------------------------------------------------
  */
-#include "worker/shmem.hpp"
+#include "shmem/shmem.hpp"
 
 #include "boundary/boundary.hpp"
 
@@ -190,6 +190,31 @@ TakeWakeRequest()
 	shared->wake_requested = false;
 	LWLockRelease(shared->lock);
 	return requested;
+}
+
+void
+ArmFault(Oid dboid, const char *point)
+{
+	DbSlot *slot = SlotFor(dboid, true);
+	if (slot == nullptr)
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	strlcpy(slot->fault, point, sizeof(slot->fault));
+	LWLockRelease(shared->lock);
+}
+
+bool
+TakeFault(const char *point)
+{
+	DbSlot *slot = SlotFor(MyDatabaseId, false);
+	if (slot == nullptr || slot->fault[0] == '\0')
+		return false;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	bool hit = strcmp(slot->fault, point) == 0;
+	if (hit)
+		slot->fault[0] = '\0';
+	LWLockRelease(shared->lock);
+	return hit;
 }
 
 void

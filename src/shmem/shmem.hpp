@@ -8,7 +8,7 @@
  * side.  Shared memory carries what must be fast (which outbox table
  * capture writes to) or live (worker states for dualwrite.workers).
  *
- * IDENTIFICATION  src/worker/shmem.hpp
+ * IDENTIFICATION  src/shmem/shmem.hpp
  *-------------------------------------------------------------------------
  */
 #pragma once
@@ -49,6 +49,8 @@ struct DbSlot {
 	char last_error[kErrorLen];    /* last delivery error, "" if none */
 	TimestampTz last_error_at;
 	pg_atomic_uint32 capture_gen;  /* outbox generation capture writes to */
+	uint64 batches;                /* remote transactions committed since start */
+	char fault[32];                /* armed test fault point, "" if none */
 };
 
 struct Shared {
@@ -78,6 +80,15 @@ void WakeLauncherNow();
 
 /* Test and clear the launcher's wake-up request. */
 bool TakeWakeRequest();
+
+/*
+ * Test fault points, armed by the superuser-only dualwrite._debug_fault()
+ * for the TAP tests: the worker of the database fires an armed point once
+ * (and disarms it) when it passes there.  Not a setting, so a restarted
+ * worker does not fire it again.
+ */
+void ArmFault(Oid dboid, const char *point);
+bool TakeFault(const char *point);
 
 /* Record a worker state change (and error text) for this database. */
 void SetState(DbSlot *slot, int state, const char *error);
