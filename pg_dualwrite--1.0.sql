@@ -267,9 +267,14 @@ SELECT g.gen AS generation,
        g.gen OPERATOR(pg_catalog.=) dualwrite._capture_generation() AS is_current,
        pg_catalog.pg_total_relation_size(g.rel) AS bytes,
        (SELECT pg_catalog.array_agg(DISTINCT px.gid ORDER BY px.gid)
+        -- a prepared transaction's locks have no pid; its own transactionid
+        -- lock (same virtualtransaction) names it
         FROM pg_catalog.pg_locks l
-        JOIN pg_catalog.pg_prepared_xacts px ON l.virtualtransaction OPERATOR(pg_catalog.=) ('-1/' || px.transaction)
-        WHERE l.locktype OPERATOR(pg_catalog.=) 'relation'
+        JOIN pg_catalog.pg_locks x ON x.locktype OPERATOR(pg_catalog.=) 'transactionid'
+                                  AND x.pid IS NULL
+                                  AND x.virtualtransaction OPERATOR(pg_catalog.=) l.virtualtransaction
+        JOIN pg_catalog.pg_prepared_xacts px ON px.transaction OPERATOR(pg_catalog.=) x.transactionid
+        WHERE l.locktype OPERATOR(pg_catalog.=) 'relation' AND l.pid IS NULL
           AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
                                                  WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
           AND l.relation OPERATOR(pg_catalog.=) g.rel) AS held_by_prepared

@@ -37,8 +37,10 @@ CheckContext(FunctionCallInfo fcinfo, const char *name, bool row_level)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "%s: not called by trigger manager", name);
 	TriggerData *td = reinterpret_cast<TriggerData *>(fcinfo->context);
-	if (!TRIGGER_FIRED_AFTER(td->tg_event))
-		elog(ERROR, "%s: must be fired AFTER", name);
+	/* Row changes AFTER (the row is final); TRUNCATE BEFORE (the rows of a
+	 * truncated partition are still there to be read). */
+	if (row_level ? !TRIGGER_FIRED_AFTER(td->tg_event) : !TRIGGER_FIRED_BEFORE(td->tg_event))
+		elog(ERROR, "%s: must be fired %s", name, row_level ? "AFTER" : "BEFORE");
 	if (row_level != static_cast<bool>(TRIGGER_FIRED_FOR_ROW(td->tg_event)))
 		elog(ERROR, "%s: must be fired FOR EACH %s", name, row_level ? "ROW" : "STATEMENT");
 	return td;
