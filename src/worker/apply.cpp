@@ -1,0 +1,375 @@
+/*-------------------------------------------------------------------------
+ * apply.cpp
+ *    Batch building and remote apply (see apply.hpp).
+ *
+ * Memory and error discipline: every C++ object with a destructor (the
+ * COPY buffers, SQL strings) lives in a file-static owner, never on the
+ * stack, so a PostgreSQL ERROR may longjmp through these frames to the
+ * worker's PG_TRY without skipping a destructor.  C++ exceptions
+ * (std::bad_alloc) propagate to the pg_entry() the worker runs the round
+ * under.  Per-batch palloc memory lives in batch_context, reset per batch.
+ *
+ * IDENTIFICATION  src/worker/apply.cpp
+ *-------------------------------------------------------------------------
+ */
+#include "worker/apply.hpp"
+
+#include "boundary/boundary.hpp"
+#include "core/apply_sql.hpp"
+#include "core/copy_text.hpp"
+#include "core/quote.hpp"
+#include "outbox/layout.hpp"
+#include "outbox/outbox.hpp"
+#include "remote/connection.hpp"
+#include "shmem/shmem.hpp"
+#include "worker/shapes.hpp"
+
+namespace pgdw::worker {
+
+static std::string direct_buf; /* a batch's rows without the staging columns */
+static std::string redo_buf;   /* the in-flight direct COPY's rows, kept for the upsert fallback */
+static std::vector<int> truncate_group; /* targets of one TRUNCATE statement */
+
+/*
+ * A batch whose apply and COMMIT are sent but not yet confirmed.  While the
+ * modern side applies batch k, the worker fetches and encodes batch k+1:
+ * the two sides work in parallel.  Only one batch is ever in flight, and it
+ * is confirmed before anything else uses the connection.
+ */
+struct InFlight {
+	bool active;
+	Stream *stream;
+	const char *prev, *cur; /* the range (its strings outlive the batch) */
+	char lsn[32], txid[32];
+	int seq;
+	uint64 rows;
+	int fast_target; /* >= 0: sent as a direct COPY of that target (redo_buf) */
+};
+static InFlight in_flight;
+static int64 *in_flight_counts = nullptr; /* per target, round-long */
+static int64 *batch_counts = nullptr;     /* per target, round-long */
+static MemoryContext batch_context = nullptr;
+
+void
+ResetApplyState(int ntargets)
+{
+	in_flight_counts = static_cast<int64 *>(palloc0(sizeof(int64) * (ntargets + 1)));
+	batch_counts = static_cast<int64 *>(palloc0(sizeof(int64) * (ntargets + 1)));
+	in_flight.active = false;
+	if (batch_context != nullptr)
+		MemoryContextReset(batch_context);
+}
+
+void
+AbandonBatches()
+{
+	in_flight.active = false;
+	for (auto &t : targets) {
+		t.buf.clear();
+		t.rows = 0;
+		t.has_delete = false;
+		t.applied = 0; /* counters of a failed round are dropped (advisory) */
+	}
+}
+
+/* Append one captured row image to its target's COPY buffer. */
+static void
+StageRow(Source *src, int64 ord, char op, bytea *image, uint32 layout)
+{
+	Target &t = targets[src->target];
+	const config::TableConfig *cfg = t.cfg;
+
+	if (src->desc == nullptr)
+		elog(ERROR, "row change captured for partitioned table %u", src->relid);
+	/* Never decode an image with a layout it was not captured under. */
+	outbox::CheckImageLayout(src->relid, src->desc, image, layout);
+
+	/* Deform from a MAXALIGNed copy: offsets inside the image assume it. */
+	uint32 len = VARSIZE_ANY_EXHDR(image);
+	char *aligned = static_cast<char *>(palloc(len));
+	memcpy(aligned, VARDATA_ANY(image), len);
+	HeapTupleData tup;
+	tup.t_len = len;
+	tup.t_data = reinterpret_cast<HeapTupleHeader>(aligned);
+	ItemPointerSetInvalid(&tup.t_self);
+	tup.t_tableOid = src->relid;
+	heap_deform_tuple(&tup, src->desc, src->values, src->nulls);
+
+	char ordbuf[32];
+	int ordlen = snprintf(ordbuf, sizeof(ordbuf), INT64_FORMAT "\t%c", ord, op);
+	t.buf.append(ordbuf, ordlen);
+	for (int c = 0; c < cfg->ncolumns; c++) {
+		int att = src->attnums[c] - 1;
+		t.buf.push_back('\t');
+		/* A delete needs only its key. */
+		if (src->nulls[att] || (op == outbox::kDelete && !cfg->columns[c].is_key)) {
+			core::AppendCopyNull(t.buf);
+			continue;
+		}
+		char *text = OutputFunctionCall(&src->out[c], src->values[att]);
+		core::AppendCopyField(t.buf, text, strlen(text));
+	}
+	t.buf.push_back('\n');
+	t.only_inserts = (t.rows == 0 || t.only_inserts) && op == outbox::kInsert;
+	t.rows++;
+	t.has_delete = t.has_delete || op == outbox::kDelete;
+}
+
+/* Send the staged rows of every target of `s` and apply them (inside the
+ * stream's open remote transaction, which this starts if needed).  When the
+ * transaction goes on after this (a TRUNCATE follows), the staging tables
+ * are emptied: ON COMMIT DELETE ROWS empties them only at commit. */
+static void
+FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
+{
+	const char *begin = BeginSql(s);
+	for (auto &t : targets) {
+		if (t.stream != s || t.rows == 0)
+			continue;
+		if (t.only_inserts) {
+			/* Fast path: COPY into the target under a savepoint; if a key
+			 * already exists there (e.g. backfilled), fall back to the upsert. */
+			const char *sql = pg_string([&] {
+				return std::string(*in_xact ? "" : begin) + "SAVEPOINT dw_fast; " + t.direct_copy_sql;
+			});
+			*in_xact = true;
+			remote::BeginCopy(s->conn, sql);
+			pg_entry([&] { core::StripLeadingFields(t.buf, 2, direct_buf); });
+			remote::PutCopy(s->conn, direct_buf.data(), direct_buf.size());
+			if (remote::EndCopyUnlessDuplicate(s->conn)) {
+				remote::Exec(s->conn, "RELEASE SAVEPOINT dw_fast");
+				t.rows = 0; /* applied */
+				continue;
+			}
+			remote::Exec(s->conn, "ROLLBACK TO SAVEPOINT dw_fast; RELEASE SAVEPOINT dw_fast");
+		}
+		const char *sql = pg_string([&] {
+			std::string q;
+			if (!*in_xact)
+				q += begin;
+			if (t.stage_gen != s->conn_gen)
+				q += t.stage_create + "; ";
+			return q + t.copy_sql;
+		});
+		*in_xact = true;
+		t.stage_gen = s->conn_gen;
+		remote::BeginCopy(s->conn, sql);
+		remote::PutCopy(s->conn, t.buf.data(), t.buf.size());
+		remote::EndCopy(s->conn);
+	}
+	const char *apply_sql = pg_string([&] {
+		std::string q;
+		for (auto &t : targets) {
+			if (t.stream != s || t.rows == 0)
+				continue;
+			if (t.has_delete)
+				q += t.delete_sql + "; ";
+			q += t.upsert_sql + "; ";
+			if (clear_stage)
+				q += "TRUNCATE pg_temp." + core::QuoteIdent(t.shape.stage) + "; ";
+		}
+		return q;
+	});
+	if (apply_sql[0] != '\0')
+		remote::Exec(s->conn, apply_sql);
+	for (auto &t : targets) {
+		if (t.stream != s)
+			continue;
+		t.buf.clear();
+		t.rows = 0;
+		t.has_delete = false;
+		t.only_inserts = false;
+	}
+}
+
+/* The in-flight direct COPY failed on a duplicate key: apply its rows
+ * (kept in redo_buf) through the staging table and the upsert instead. */
+static void
+RedoWithUpsert(Stream *s)
+{
+	Target &t = targets[in_flight.fast_target];
+	const char *begin = BeginSql(s);
+	const char *origin = Origin(s);
+	const char *copy_sql = pg_string([&] {
+		return std::string(begin) + (t.stage_gen != s->conn_gen ? t.stage_create + "; " : std::string()) +
+		       t.copy_sql;
+	});
+	const char *apply_sql = pg_string([&] {
+		return t.upsert_sql + "; " +
+		       core::ProgressUpdateSql(origin, in_flight.prev, in_flight.cur, in_flight.lsn, in_flight.txid,
+		                               in_flight.seq) +
+		       "; COMMIT";
+	});
+	t.stage_gen = s->conn_gen;
+	remote::BeginCopy(s->conn, copy_sql);
+	remote::PutCopy(s->conn, redo_buf.data(), redo_buf.size());
+	remote::EndCopy(s->conn);
+	remote::Exec(s->conn, apply_sql);
+}
+
+/* Wait for the batch in flight to commit on the modern side; then advance
+ * the stream's progress.  Returns the changes it applied. */
+int64
+FinishInFlight()
+{
+	if (!in_flight.active)
+		return 0;
+	in_flight.active = false; /* if the wait fails, the round fails: all is re-read */
+	Stream *s = in_flight.stream;
+	if (in_flight.fast_target < 0)
+		remote::WaitCommand(s->conn, "COMMIT");
+	else if (!remote::WaitCommandUnlessDuplicate(s->conn, "COPY ...; COMMIT")) {
+		/* A key already existed on the modern side (e.g. backfilled): the
+		 * server skipped the rest of the string; apply the batch again
+		 * through staging and the upsert, in a new transaction. */
+		remote::Exec(s->conn, "ROLLBACK");
+		RedoWithUpsert(s);
+	}
+	SetProgress(s, in_flight.prev, in_flight.cur, in_flight.lsn, in_flight.txid, in_flight.seq);
+	s->version++;
+	int64 total = 0;
+	for (size_t i = 0; i < targets.size(); i++) {
+		targets[i].applied += in_flight_counts[i];
+		total += in_flight_counts[i];
+		in_flight_counts[i] = 0;
+	}
+	shm::DbSlot *slot = shm::SlotFor(MyDatabaseId, false);
+	if (slot != nullptr) {
+		slot->last_batch_at = GetCurrentTimestamp();
+		slot->applied_total += in_flight.rows;
+		slot->batches++;
+	}
+	return total;
+}
+
+/* The only target of `s` with staged rows, if those are all inserts; else -1. */
+static int
+SingleInsertOnlyTarget(Stream *s)
+{
+	int found = -1;
+	for (size_t i = 0; i < targets.size(); i++) {
+		if (targets[i].stream != s || targets[i].rows == 0)
+			continue;
+		if (found >= 0 || !targets[i].only_inserts)
+			return -1;
+		found = static_cast<int>(i);
+	}
+	return found;
+}
+
+/* Apply one fetched batch as one remote transaction, left in flight. */
+int64
+ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev, const char *cur)
+{
+	int64 *counts = batch_counts;
+	int64 confirmed = 0;
+	if (batch_context == nullptr)
+		batch_context = AllocSetContextCreate(TopMemoryContext, "pg_dualwrite batch", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(batch_context);
+	bool in_xact = false;
+	int64 ord = 0;
+	for (uint64 i = 0; i < n; i++) {
+		const outbox::Change &c = changes[i];
+
+		Source *src = FindSource(c.relid);
+		if (src == nullptr)
+			continue; /* table disabled since: its changes are discarded */
+		if (c.op == outbox::kTruncate) {
+			/* Everything staged before the TRUNCATE goes first. */
+			confirmed += FinishInFlight();
+			FlushTargets(s, &in_xact, true);
+			/* The tables one statement truncated (adjacent, same txid and
+			 * lsn: outbox.hpp) go in one TRUNCATE, so that tables which
+			 * reference each other on the modern side can be truncated. */
+			std::vector<int> &group = truncate_group;
+			pg_entry([&] { group.clear(); });
+			uint64 j = i;
+			for (; j < n && changes[j].op == outbox::kTruncate && changes[j].txid == c.txid &&
+			       changes[j].lsn == c.lsn;
+			     j++) {
+				Source *gs = FindSource(changes[j].relid);
+				if (gs == nullptr)
+					continue;
+				counts[gs->target]++;
+				pg_entry([&] {
+					if (std::find(group.begin(), group.end(), gs->target) == group.end())
+						group.push_back(gs->target);
+				});
+			}
+			i = j - 1;
+			const char *begin = BeginSql(s);
+			const char *sql = pg_string([&] {
+				std::vector<const core::TargetShape *> shapes;
+				for (int g : group)
+					shapes.push_back(&targets[g].shape);
+				return std::string(in_xact ? "" : begin) + core::ApplyTruncateSql(shapes);
+			});
+			in_xact = true;
+			remote::Exec(s->conn, sql);
+			continue;
+		}
+		if (c.data != nullptr)
+			StageRow(src, ++ord, c.op, reinterpret_cast<bytea *>(c.data), c.layout);
+		counts[src->target]++;
+	}
+	/* The batch's end position: its last change (n > 0). */
+	const outbox::Change &last = changes[n - 1];
+	char last_lsn[32], last_txid[32];
+	snprintf(last_lsn, sizeof(last_lsn), "%X/%X", static_cast<uint32>(last.lsn >> 32), static_cast<uint32>(last.lsn));
+	snprintf(last_txid, sizeof(last_txid), UINT64_FORMAT, last.txid);
+	int last_seq = last.seq;
+
+	confirmed += FinishInFlight();
+	const char *begin = BeginSql(s);
+	const char *origin = Origin(s);
+	int fast = in_xact ? -1 : SingleInsertOnlyTarget(s);
+	if (fast >= 0) {
+		/*
+		 * One table, inserts only: the whole transaction in one string,
+		 * COPY straight into the target, then progress and COMMIT.  We only
+		 * wait for the COPY to start; the modern side loads the rows and
+		 * commits while we read and encode the next batch.
+		 */
+		Target &t = targets[fast];
+		const char *sql = pg_string([&] {
+			return std::string(begin) + "SAVEPOINT dw_fast; " + t.direct_copy_sql + "; RELEASE SAVEPOINT dw_fast; " +
+			       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
+		});
+		remote::BeginCopy(s->conn, sql);
+		pg_entry([&] { core::StripLeadingFields(t.buf, 2, direct_buf); });
+		remote::PutCopy(s->conn, direct_buf.data(), direct_buf.size());
+		remote::SendCopyEnd(s->conn);
+		pg_entry([&] {
+			redo_buf.swap(t.buf); /* kept until the COMMIT is confirmed */
+			t.buf.clear();
+		});
+		t.rows = 0;
+		t.only_inserts = false;
+	} else {
+		FlushTargets(s, &in_xact, false);
+		const char *commit_sql = pg_string([&] {
+			return std::string(in_xact ? "" : begin) +
+			       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
+		});
+		remote::SendCommand(s->conn, commit_sql);
+	}
+	in_flight.fast_target = fast;
+	/* Progress advances when the COMMIT is confirmed (FinishInFlight). */
+	in_flight.active = true;
+	in_flight.stream = s;
+	in_flight.prev = prev;
+	in_flight.cur = cur;
+	strlcpy(in_flight.lsn, last_lsn, sizeof(in_flight.lsn));
+	strlcpy(in_flight.txid, last_txid, sizeof(in_flight.txid));
+	in_flight.seq = last_seq;
+	in_flight.rows = n;
+	for (size_t i = 0; i < targets.size(); i++) {
+		in_flight_counts[i] = counts[i];
+		counts[i] = 0;
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(batch_context);
+	return confirmed;
+}
+
+} // namespace pgdw::worker

@@ -1,0 +1,43 @@
+/*-------------------------------------------------------------------------
+ * apply.hpp
+ *    Building a batch and applying it on the modern side as one remote
+ *    transaction, pipelined: a batch's COMMIT is left in flight while the
+ *    next one is read and encoded.
+ *
+ * How a batch is applied: the rows of each target go to a temporary
+ * staging table by COPY, then one DELETE of the keys whose newest change
+ * is a delete and one INSERT ... ON CONFLICT DO UPDATE of the newest image
+ * of the others.  A batch of inserts into one table goes straight into the
+ * target by COPY (under a savepoint: a key that already exists falls back
+ * to the upsert).  The tables one TRUNCATE statement truncated are
+ * truncated together.  The progress row is updated in the same remote
+ * transaction (drain.hpp).
+ *
+ * IDENTIFICATION  src/worker/apply.hpp
+ *-------------------------------------------------------------------------
+ */
+#pragma once
+
+#include "outbox/reader.hpp"
+#include "worker/stream.hpp"
+
+namespace pgdw::worker {
+
+/* Start of a round: no batch in flight, counters for n targets (palloc'd
+ * in the current, round-long context). */
+void ResetApplyState(int ntargets);
+
+/* Apply one fetched batch of the range (prev, cur] of `s` as one remote
+ * transaction, left in flight.  Returns the changes of earlier batches
+ * confirmed meanwhile. */
+int64 ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev, const char *cur);
+
+/* Wait for the batch in flight (if any) to commit; then advance its
+ * stream's progress.  Returns the changes it applied. */
+int64 FinishInFlight();
+
+/* After a failure: forget the batch in flight (its outcome is read back
+ * from the modern side) and every staged row. */
+void AbandonBatches();
+
+} // namespace pgdw::worker

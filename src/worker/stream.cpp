@@ -1,0 +1,192 @@
+/*-------------------------------------------------------------------------
+ * stream.cpp
+ *    Delivery streams (see stream.hpp).
+ *
+ * Plain PostgreSQL code: frames hold only trivially destructible locals.
+ *
+ * IDENTIFICATION  src/worker/stream.cpp
+ *-------------------------------------------------------------------------
+ */
+#include "worker/stream.hpp"
+
+#include "boundary/boundary.hpp"
+#include "core/apply_sql.hpp"
+#include "remote/connection.hpp"
+
+extern "C" {
+#include "access/transam.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
+}
+
+namespace pgdw::worker {
+
+Stream streams[kMaxStreams];
+Stream *current_stream = nullptr;
+
+/* Set by syscache invalidation of a server or user mapping: reconnect. */
+static bool options_changed = false;
+static bool inval_registered = false;
+
+Stream *
+StreamFor(const char *server)
+{
+	Stream *free_slot = nullptr;
+	for (auto &s : streams) {
+		if (s.server[0] != '\0' && strcmp(s.server, server) == 0)
+			return &s;
+		if (s.server[0] == '\0' && free_slot == nullptr)
+			free_slot = &s;
+	}
+	if (free_slot == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+		                errmsg("pg_dualwrite delivers to at most %d servers per database", kMaxStreams)));
+	memset(free_slot, 0, sizeof(Stream));
+	strlcpy(free_slot->server, server, NAMEDATALEN);
+	return free_slot;
+}
+
+void
+SetProgress(Stream *s, const char *done, const char *cur, const char *lsn, const char *txid, int seq)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	if (s->done_snapshot)
+		pfree(s->done_snapshot);
+	if (s->cur_snapshot)
+		pfree(s->cur_snapshot);
+	s->done_snapshot = pstrdup(done);
+	s->cur_snapshot = cur != nullptr ? pstrdup(cur) : nullptr;
+	MemoryContextSwitchTo(old);
+	strlcpy(s->pos_lsn, lsn != nullptr ? lsn : "0/0", sizeof(s->pos_lsn));
+	strlcpy(s->pos_txid, txid != nullptr ? txid : "0", sizeof(s->pos_txid));
+	s->pos_seq = seq;
+}
+
+extern "C" {
+/* ALTER SERVER / ALTER USER MAPPING: take effect at the next round. */
+static void
+options_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	options_changed = true; /* cannot fail */
+}
+}
+
+/* Drop every connection if a server or user mapping changed since. */
+void
+ApplyOptionChanges()
+{
+	if (!inval_registered) {
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, options_inval_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, options_inval_callback, (Datum) 0);
+		inval_registered = true;
+	}
+	if (!options_changed)
+		return;
+	options_changed = false;
+	for (auto &s : streams) {
+		remote::Disconnect(s.conn);
+		s.conn = nullptr;
+		s.progress_known = false;
+		s.retry_at = 0; /* a fixed target deserves a retry now */
+	}
+}
+
+/* The xmax of a pg_snapshot's text form "xmin:xmax:xip,...". */
+static uint64
+SnapshotXmax(const char *snapshot)
+{
+	const char *colon = strchr(snapshot, ':');
+	return colon != nullptr ? strtoull(colon + 1, nullptr, 10) : 0;
+}
+
+/*
+ * Guarantee 10: what the modern side records as delivered must exist
+ * here.  Every range is made durable before it is shipped (DrainRange), so
+ * a healthy legacy's next transaction id is never below a recorded
+ * snapshot's xmax.  If it is, this legacy was restored from a backup or
+ * lost WAL: new transactions would reuse ids the modern side counts as
+ * delivered and be skipped forever.  Refuse, loudly, every round.
+ */
+static void
+CheckNotBehind(const Stream *s, const char *origin)
+{
+	uint64 next = U64FromFullTransactionId(ReadNextFullTransactionId());
+	uint64 recorded = SnapshotXmax(s->done_snapshot);
+	if (s->cur_snapshot != nullptr)
+		recorded = Max(recorded, SnapshotXmax(s->cur_snapshot));
+	if (recorded <= next)
+		return;
+	ereport(ERROR,
+	        (errcode(ERRCODE_DATA_CORRUPTED),
+	         errmsg("legacy database is behind what server \"%s\" has recorded as delivered", s->server),
+	         errdetail("The modern side recorded delivery up to transaction " UINT64_FORMAT
+	                   ", but the next transaction id here is " UINT64_FORMAT
+	                   ": this database was restored from a backup or lost committed WAL in a crash, so its new "
+	                   "transactions would be taken for delivered ones.",
+	                   recorded, next),
+	         errhint("Nothing is delivered to this server until this is resolved.  Compare both sides, then "
+	                 "delete the row with origin '%s' from _dualwrite.applied on the modern side to deliver "
+	                 "from the current state on.",
+	                 origin)));
+}
+
+/* Connect if needed and read the stream's progress from the modern side. */
+void
+EnsureConnected(Stream *s, const char *origin)
+{
+	if (s->conn != nullptr && PQstatus(s->conn) == CONNECTION_OK && s->progress_known)
+		return;
+	remote::Disconnect(s->conn);
+	s->conn = nullptr;
+	s->progress_known = false;
+	s->conn = remote::Connect(s->server, s->userid);
+	remote::KeepAcrossTransactions(s->conn);
+	s->conn_gen++;
+	remote::Exec(s->conn, pg_string([&] { return core::ProgressBootstrapSql(origin); }));
+	PGresult *res = remote::Query(s->conn, pg_string([&] { return core::ProgressSelectSql(origin); }));
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
+		                errmsg("progress row of origin \"%s\" missing on server \"%s\"", origin, s->server)));
+	}
+	s->version = strtoll(PQgetvalue(res, 0, 5), nullptr, 10);
+	SetProgress(s, PQgetvalue(res, 0, 0), PQgetisnull(res, 0, 1) ? nullptr : PQgetvalue(res, 0, 1),
+		            PQgetisnull(res, 0, 2) ? nullptr : PQgetvalue(res, 0, 2),
+		            PQgetisnull(res, 0, 3) ? nullptr : PQgetvalue(res, 0, 3),
+		            PQgetisnull(res, 0, 4) ? 0 : atoi(PQgetvalue(res, 0, 4)));
+	PQclear(res);
+	CheckNotBehind(s, origin);
+	s->progress_known = true;
+	/* The local copy may be behind (a crash between the remote and the
+	 * local commit): bring it up to date this round, even if nothing new
+	 * is delivered, so wait_for_delivery() and truncation see the truth. */
+	s->dirty = true;
+}
+
+/* The key of this database's streams on the modern side. */
+const char *
+Origin(const Stream *s)
+{
+	return psprintf(UINT64_FORMAT ":%u:%s", GetSystemIdentifier(), MyDatabaseId, s->server);
+}
+
+/* "BEGIN; <progress check>; ": how every batch transaction starts. */
+const char *
+BeginSql(Stream *s)
+{
+	const char *origin = Origin(s);
+	long long version = s->version;
+	return pg_string([&] { return "BEGIN; " + core::ProgressCheckSql(origin, version) + "; "; });
+}
+
+
+Stream *
+FindStream(const char *server)
+{
+	for (auto &s : streams)
+		if (s.server[0] != '\0' && strcmp(s.server, server) == 0)
+			return &s;
+	return nullptr;
+}
+
+} // namespace pgdw::worker
