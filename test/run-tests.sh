@@ -41,6 +41,20 @@
 
 set -uo pipefail
 
+# The same locale for every suite whatever the caller's environment (a
+# minimal root shell or a container has no LANG/LC_*: initdb would make
+# SQL_ASCII clusters, TOOLCHAIN P22).  C.UTF-8 where the C library has it;
+# pg_regress and pg_isolation_regress also get --encoding=UTF8 --no-locale
+# (Makefile REGRESS_OPTS/ISOLATION_OPTS, added below when missing), and the
+# TAP clusters are initdb'd -E UTF8 --locale=C by test/perl/DualWriteTest.pm
+# (PostgreSQL::Test::Utils deletes LC_ALL, LANG stays).
+if locale -a 2>/dev/null | grep -qixE 'c\.utf-?8'; then
+	export LC_ALL=C.UTF-8 LANG=C.UTF-8
+else
+	export LC_ALL=C LANG=C
+fi
+unset LANGUAGE
+
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 # shellcheck source=lib/cluster.sh
@@ -149,6 +163,13 @@ cd "$WORK" || exit 1
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------- regress
+# locale_opts OPTS: add to the caller's `extra` array what makes the temp
+# instance UTF8 with the C locale, unless OPTS (the Makefile's) already says.
+locale_opts() {
+	[[ $1 == *--encoding=* ]] || extra+=(--encoding=UTF8)
+	[[ $1 == *--no-locale* ]] || extra+=(--no-locale)
+}
+
 run_regress() {
 	local out=$WORK/regress port tests opts extra=()
 	tests=${REGRESS:-$(make_var REGRESS)}
@@ -162,6 +183,7 @@ run_regress() {
 	[[ $opts == *--inputdir* ]] || extra+=(--inputdir=.)
 	[[ $opts == *--temp-config* ]] || extra+=(--temp-config=test/regress.conf)
 	[[ $opts == *--load-extension=pg_dualwrite* ]] || extra+=(--load-extension=pg_dualwrite)
+	locale_opts "$opts"
 	step "regress: pg_regress $(wc -w <<<"$tests") tests (port $port)"
 	# shellcheck disable=SC2086  # opts and tests are word lists
 	in_dir_as_pg "$SRC" "$PG_REGRESS_BIN" $opts "${extra[@]}" \
@@ -206,6 +228,7 @@ run_isolation() {
 	[[ $opts == *--inputdir* ]] || extra+=(--inputdir=test/isolation)
 	[[ $opts == *--temp-config* ]] || extra+=(--temp-config=test/regress.conf)
 	[[ $opts == *--load-extension=pg_dualwrite* ]] || extra+=(--load-extension=pg_dualwrite)
+	locale_opts "$opts"
 	pgdw_as_pg mkdir -p "$out"
 	pgdw_free_port port
 	step "isolation: pg_isolation_regress ${#specs[@]} specs (port $port)"
