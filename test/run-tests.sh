@@ -9,7 +9,8 @@
 #   regress    pg_regress on the Makefile's REGRESS list, in a temp instance
 #              configured by test/regress.conf
 #   isolation  pg_isolation_regress on test/isolation/specs/*.spec (if any)
-#   tap        prove test/t/*.pl with PostgreSQL::Test::Cluster (if any)
+#   tap        prove test/t/*.pl with PostgreSQL::Test::Cluster and the
+#              shared helpers of test/perl/DualWriteTest.pm (if any)
 #   unit       CMake + GoogleTest + ctest (if CMakeLists.txt exists)
 # Every suite runs even when an earlier one failed.  The output ends with each
 # runner's own summary line and then "N passed, N failed" (suites); the exit
@@ -268,7 +269,7 @@ run_tap() {
 	# shellcheck disable=SC2086
 	in_dir_as_pg "$SRC" env TESTDIR="$out" PG_REGRESS="$PG_REGRESS_BIN" \
 		PG_CONFIG="$PG_CONFIG" PATH="$PGDW_BINDIR:$PATH" PGDW_SRCDIR="$SRC" \
-		prove -I "$PERL_TEST_LIB" -I test/t ${PGDW_PROVE_FLAGS:-} "${tests[@]}" 2>&1 |
+		prove -I "$PERL_TEST_LIB" -I test/perl -I test/t ${PGDW_PROVE_FLAGS:-} "${tests[@]}" 2>&1 |
 		tee "$out.log"
 	local rc=${PIPESTATUS[0]} line
 	line=$(grep -E '^Result: ' "$out.log" | tail -n 1)
