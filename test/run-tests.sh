@@ -42,24 +42,17 @@
 
 set -uo pipefail
 
-# The same locale for every suite whatever the caller's environment (a
-# minimal root shell or a container has no LANG/LC_*: initdb would make
-# SQL_ASCII clusters, TOOLCHAIN P22).  C.UTF-8 where the C library has it;
-# pg_regress and pg_isolation_regress also get --encoding=UTF8 --no-locale
-# (Makefile REGRESS_OPTS/ISOLATION_OPTS, added below when missing), and the
-# TAP clusters are initdb'd -E UTF8 --locale=C by test/perl/DualWriteTest.pm
-# (PostgreSQL::Test::Utils deletes LC_ALL, LANG stays).
-if locale -a 2>/dev/null | grep -qixE 'c\.utf-?8'; then
-	export LC_ALL=C.UTF-8 LANG=C.UTF-8
-else
-	export LC_ALL=C LANG=C
-fi
-unset LANGUAGE
-
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 # shellcheck source=lib/cluster.sh
 . "$ROOT/test/lib/cluster.sh"
+# The same locale for every suite whatever the caller's environment
+# (TOOLCHAIN P22): C.UTF-8 (pgdw_fixed_locale).  pg_regress and
+# pg_isolation_regress also get --encoding=UTF8 --no-locale (Makefile
+# REGRESS_OPTS/ISOLATION_OPTS, added below when missing), and the TAP
+# clusters are initdb'd -E UTF8 --locale=C by test/perl/DualWriteTest.pm
+# (PostgreSQL::Test::Utils deletes LC_ALL; LANG stays).
+pgdw_fixed_locale
 
 PKGLIBDIR=$("$PG_CONFIG" --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib)
 PG_REGRESS_BIN=$PKGLIBDIR/pgxs/src/test/regress/pg_regress
