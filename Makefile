@@ -13,7 +13,14 @@ PG_CONFIG  ?= /usr/lib/postgresql/15/bin/pg_config
 
 # pg_regress suite: one file per feature, in a meaningful order.
 REGRESS      = setup enable_errors capture_async truncate_partitions large_rows outbox_rotation idle_cost layout_mismatch data_types privileges boundary status_view disable
-REGRESS_OPTS = --load-extension=pg_dualwrite
+# UTF8 and the C locale whatever the caller's environment: with no LANG/LC_*
+# (a minimal root shell, a container) the temp instance would be SQL_ASCII
+# (TOOLCHAIN P22).  pg_regress passes --no-locale to initdb and creates the
+# test database with ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'.
+REGRESS_OPTS = --load-extension=pg_dualwrite --encoding=UTF8 --no-locale
+
+# pg_isolation_regress suite: test/isolation/specs/*.spec (see run-tests.sh).
+ISOLATION_OPTS = --load-extension=pg_dualwrite --encoding=UTF8 --no-locale
 
 # Header edits must rebuild the objects that include them (TOOLCHAIN P10).
 override autodepend = yes

@@ -21,6 +21,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=lib/cluster.sh
 . "$ROOT/test/lib/cluster.sh"
+pgdw_fixed_locale   # C.UTF-8 whatever the caller's environment (TOOLCHAIN P22)
 
 SECONDS_TO_RUN=${PGDW_DEMO_SECONDS:-10}
 CLIENTS=${PGDW_DEMO_CLIENTS:-4}

@@ -9,7 +9,8 @@
 #   regress    pg_regress on the Makefile's REGRESS list, in a temp instance
 #              configured by test/regress.conf
 #   isolation  pg_isolation_regress on test/isolation/specs/*.spec (if any)
-#   tap        prove test/t/*.pl with PostgreSQL::Test::Cluster (if any)
+#   tap        prove test/t/*.pl with PostgreSQL::Test::Cluster and the
+#              shared helpers of test/perl/DualWriteTest.pm (if any)
 #   unit       CMake + GoogleTest + ctest (if CMakeLists.txt exists)
 # Every suite runs even when an earlier one failed.  The output ends with each
 # runner's own summary line and then "N passed, N failed" (suites); the exit
@@ -45,6 +46,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 # shellcheck source=lib/cluster.sh
 . "$ROOT/test/lib/cluster.sh"
+# The same locale for every suite whatever the caller's environment
+# (TOOLCHAIN P22): C.UTF-8 (pgdw_fixed_locale).  pg_regress and
+# pg_isolation_regress also get --encoding=UTF8 --no-locale (Makefile
+# REGRESS_OPTS/ISOLATION_OPTS, added below when missing), and the TAP
+# clusters are initdb'd -E UTF8 --locale=C by test/perl/DualWriteTest.pm
+# (PostgreSQL::Test::Utils deletes LC_ALL; LANG stays).
+pgdw_fixed_locale
 
 PKGLIBDIR=$("$PG_CONFIG" --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib)
 PG_REGRESS_BIN=$PKGLIBDIR/pgxs/src/test/regress/pg_regress
@@ -149,6 +157,13 @@ cd "$WORK" || exit 1
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------- regress
+# locale_opts OPTS: add to the caller's `extra` array what makes the temp
+# instance UTF8 with the C locale, unless OPTS (the Makefile's) already says.
+locale_opts() {
+	[[ $1 == *--encoding=* ]] || extra+=(--encoding=UTF8)
+	[[ $1 == *--no-locale* ]] || extra+=(--no-locale)
+}
+
 run_regress() {
 	local out=$WORK/regress port tests opts extra=()
 	tests=${REGRESS:-$(make_var REGRESS)}
@@ -162,6 +177,7 @@ run_regress() {
 	[[ $opts == *--inputdir* ]] || extra+=(--inputdir=.)
 	[[ $opts == *--temp-config* ]] || extra+=(--temp-config=test/regress.conf)
 	[[ $opts == *--load-extension=pg_dualwrite* ]] || extra+=(--load-extension=pg_dualwrite)
+	locale_opts "$opts"
 	step "regress: pg_regress $(wc -w <<<"$tests") tests (port $port)"
 	# shellcheck disable=SC2086  # opts and tests are word lists
 	in_dir_as_pg "$SRC" "$PG_REGRESS_BIN" $opts "${extra[@]}" \
@@ -206,6 +222,7 @@ run_isolation() {
 	[[ $opts == *--inputdir* ]] || extra+=(--inputdir=test/isolation)
 	[[ $opts == *--temp-config* ]] || extra+=(--temp-config=test/regress.conf)
 	[[ $opts == *--load-extension=pg_dualwrite* ]] || extra+=(--load-extension=pg_dualwrite)
+	locale_opts "$opts"
 	pgdw_as_pg mkdir -p "$out"
 	pgdw_free_port port
 	step "isolation: pg_isolation_regress ${#specs[@]} specs (port $port)"
@@ -245,7 +262,7 @@ run_tap() {
 	# shellcheck disable=SC2086
 	in_dir_as_pg "$SRC" env TESTDIR="$out" PG_REGRESS="$PG_REGRESS_BIN" \
 		PG_CONFIG="$PG_CONFIG" PATH="$PGDW_BINDIR:$PATH" PGDW_SRCDIR="$SRC" \
-		prove -I "$PERL_TEST_LIB" -I test/t ${PGDW_PROVE_FLAGS:-} "${tests[@]}" 2>&1 |
+		prove -I "$PERL_TEST_LIB" -I test/perl -I test/t ${PGDW_PROVE_FLAGS:-} "${tests[@]}" 2>&1 |
 		tee "$out.log"
 	local rc=${PIPESTATUS[0]} line
 	line=$(grep -E '^Result: ' "$out.log" | tail -n 1)

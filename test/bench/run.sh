@@ -27,6 +27,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 # shellcheck source=../lib/cluster.sh
 . "$ROOT/test/lib/cluster.sh"
+pgdw_fixed_locale   # C.UTF-8 whatever the caller's environment (TOOLCHAIN P22)
 
 # ------------------------------------------------------------------ knobs
 if [[ -n ${BENCH_QUICK:-} && ${BENCH_QUICK} != 0 ]]; then

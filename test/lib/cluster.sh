@@ -36,6 +36,20 @@ else
 fi
 export PG_CONFIG PGDW_BINDIR
 
+# pgdw_fixed_locale: the same locale whatever the caller's environment (a
+# minimal root shell or a container has no LANG/LC_*: initdb would make
+# SQL_ASCII clusters and psql would talk SQL_ASCII, TOOLCHAIN P22).  Exports
+# LC_ALL and LANG = C.UTF-8 where the C library has it, else C.  Clusters
+# made here are -E UTF8 --locale=C anyway (pgdw_cluster_init).
+pgdw_fixed_locale() {
+	if locale -a 2>/dev/null | grep -ixE 'c\.utf-?8' >/dev/null; then
+		export LC_ALL=C.UTF-8 LANG=C.UTF-8
+	else
+		export LC_ALL=C LANG=C
+	fi
+	unset LANGUAGE
+}
+
 PGDW_STARTED_CLUSTERS=()   # DIRs started by this shell, for pgdw_stop_all
 PGDW_USED_PORTS=" "        # ports handed out by pgdw_free_port in this shell
 

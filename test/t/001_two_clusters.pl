@@ -28,26 +28,17 @@
 
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
+use DualWriteTest;
 
 # ---------------------------------------------------------------- nodes
-my $modern = PostgreSQL::Test::Cluster->new('modern');
-$modern->init;
-$modern->start;
-
-my $legacy = PostgreSQL::Test::Cluster->new('legacy');
-$legacy->init;
-$legacy->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'pg_dualwrite'
-dualwrite.naptime = 50
-dualwrite.retry_backoff_min = 50
-dualwrite.retry_backoff_max = 1000
-});
-$legacy->start;
+# (legacy: naptime 50 ms, retry backoff 50 .. 1000 ms)
+my $modern = modern_node('modern');
+my $legacy = legacy_node('legacy');
 
 # ---------------------------------------------------------------- schema
 my $ddl = q{
@@ -78,18 +69,8 @@ CREATE TABLE many_types (
 $modern->safe_psql('postgres', $ddl);
 $legacy->safe_psql('postgres', $ddl);
 
-my $superuser = $legacy->safe_psql('postgres', 'SELECT current_user');
-my $mhost = $modern->host;
-my $mport = $modern->port;
-
-$legacy->safe_psql(
-	'postgres', qq{
-CREATE EXTENSION pg_dualwrite;
-CREATE SERVER modern FOREIGN DATA WRAPPER dualwrite
-    OPTIONS (host '$mhost', port '$mport', dbname 'postgres');
-CREATE USER MAPPING FOR PUBLIC SERVER modern OPTIONS (user '$superuser');
-SELECT dualwrite.enable('public.many_types', target_server => 'modern');
-});
+connect_nodes($legacy, $modern);
+$legacy->safe_psql('postgres', q{SELECT dualwrite.enable('public.many_types', target_server => 'modern')});
 
 # ---------------------------------------------------------------- helpers
 
@@ -131,16 +112,11 @@ FROM generate_series($from, $to) i;
 }
 
 # Every row of the table, as COPY text, under settings that do not depend on
-# the node's defaults.  Nothing of pg_dualwrite is involved.
+# the node's defaults (table_text).  Nothing of pg_dualwrite is involved.
 sub all_rows
 {
 	my ($node) = @_;
-	return $node->safe_psql(
-		'postgres', q{
-SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = postgres;
-SET extra_float_digits = 3; SET bytea_output = hex;
-COPY (SELECT * FROM many_types ORDER BY id) TO STDOUT;
-});
+	return table_text($node, 'postgres', 'many_types', 'id');
 }
 
 sub count_rows
@@ -149,63 +125,30 @@ sub count_rows
 	return $node->safe_psql('postgres', 'SELECT count(*) FROM many_types');
 }
 
-# poll_query_until with a wall-clock limit in seconds (its own limit counts
-# attempts of PG_TEST_TIMEOUT_DEFAULT, minutes on a loaded machine).
-sub poll_until
-{
-	my ($node, $seconds, $query) = @_;
-	my $deadline = time() + $seconds;
-	while (time() < $deadline)
-	{
-		my ($rc, $out) = $node->psql('postgres', $query);
-		return 1 if $rc == 0 && $out eq 't';
-		usleep(100_000);
-	}
-	return 0;
-}
-
 sub wait_for_delivery
 {
 	my ($what) = @_;
-	my $ok = $legacy->safe_psql('postgres', q{SELECT dualwrite.wait_for_delivery('60s')});
-	is($ok, 't', "$what: wait_for_delivery returns true");
-	if ($ok ne 't')
-	{
-		diag $legacy->safe_psql('postgres', 'SELECT * FROM dualwrite.status');
-		diag $legacy->safe_psql('postgres', 'SELECT * FROM dualwrite.workers');
-	}
+	wait_delivered($legacy, 'postgres', 60, "$what: wait_for_delivery returns true");
 }
 
 sub compare_sides
 {
 	my ($what) = @_;
-	my $l = all_rows($legacy);
-	my $m = all_rows($modern);
 	is(count_rows($modern), count_rows($legacy), "$what: same number of rows");
-	ok($l eq $m, "$what: every row is identical on both sides");
-	if ($l ne $m)
-	{
-		# Show the differing lines only (the texts are long).
-		my %in_l = map { $_ => 1 } split /\n/, $l;
-		my %in_m = map { $_ => 1 } split /\n/, $m;
-		diag "only on legacy: $_" for grep { !$in_m{$_} } split /\n/, $l;
-		diag "only on modern: $_" for grep { !$in_l{$_} } split /\n/, $m;
-	}
+	# (shows the differing lines only: the texts are long)
+	sides_equal($legacy, $modern, 'many_types', 'id', "$what: every row is identical on both sides");
 }
 
 # ---------------------------------------------------------------- 1. workload
 
 # CREATE EXTENSION must get the database its worker (the launcher is woken),
 # also when it runs right after the server started.
-my $worker_ok = poll_until($legacy, 20, q{SELECT count(*) = 1 FROM dualwrite.workers
-	WHERE datname = 'postgres' AND state IN ('idle', 'running', 'backing off', 'target unreachable')});
+my $worker_ok = worker_running($legacy, 'postgres', 20);
 ok($worker_ok, 'the worker starts after CREATE EXTENSION (shortly after server start)');
 if (!$worker_ok)
 {
 	diag 'no worker 20 s after CREATE EXTENSION; waking the launcher again to go on with the test';
-	poll_until($legacy, 60, q{WITH w AS (SELECT dualwrite._wake()) SELECT count(*) = 1 FROM w, dualwrite.workers
-		WHERE datname = 'postgres' AND state IN ('idle', 'running', 'backing off', 'target unreachable')})
-	  or BAIL_OUT('the pg_dualwrite worker does not start');
+	ensure_worker($legacy, 'postgres', 60);
 }
 
 # A TRUNCATE between two loads: must be applied after the first, before the
@@ -374,6 +317,9 @@ $modern->safe_psql('postgres', q{DELETE FROM many_types WHERE id = 1});
 isnt(all_rows($modern), $good, 'self-check: a missing row on modern is noticed');
 $modern->safe_psql('postgres', q{INSERT INTO many_types (id, p) VALUES (1, 1), (-1, 1)});
 isnt(all_rows($modern), $good, 'self-check: an extra row on modern is noticed');
+
+no_crash($legacy, 'legacy: no process crashed');
+no_crash($modern, 'modern: no process crashed');
 
 $legacy->stop;
 $modern->stop;

@@ -27,32 +27,26 @@
 
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep time);
+use Time::HiRes qw(time);
+use DualWriteTest;
 
 my $ROUNDS      = 200;    # transactions per backlog
 my $KEYS        = 50;     # history rows and counter updates per transaction
 my $BATCH       = 100;
 
 # ---------------------------------------------------------------- nodes
-my $modern = PostgreSQL::Test::Cluster->new('modern');
-$modern->init;
-$modern->start;
-
-my $legacy = PostgreSQL::Test::Cluster->new('legacy');
-$legacy->init;
-$legacy->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'pg_dualwrite'
-dualwrite.naptime = 50
-dualwrite.retry_backoff_min = 50
-dualwrite.retry_backoff_max = 1000
+# (legacy: naptime 50 ms, retry backoff 50 .. 1000 ms)
+my $modern = modern_node('modern');
+my $legacy = legacy_node(
+	'legacy', conf => qq{
 dualwrite.batch_size = $BATCH
 restart_after_crash = on
 });
-$legacy->start;
 
 $modern->safe_psql(
 	'postgres', q{
@@ -87,17 +81,14 @@ CREATE TRIGGER counters_monotonic AFTER UPDATE ON counters
 ALTER TABLE counters ENABLE ALWAYS TRIGGER counters_monotonic;
 });
 
-my $superuser = $legacy->safe_psql('postgres', 'SELECT current_user');
-my $mhost     = $modern->host;
-my $mport     = $modern->port;
 $legacy->safe_psql(
-	'postgres', qq{
+	'postgres', q{
 CREATE TABLE history (id bigserial PRIMARY KEY, k integer NOT NULL, note text);
 CREATE TABLE counters (k integer PRIMARY KEY, n bigint NOT NULL);
-CREATE EXTENSION pg_dualwrite;
-CREATE SERVER modern FOREIGN DATA WRAPPER dualwrite
-    OPTIONS (host '$mhost', port '$mport', dbname 'postgres');
-CREATE USER MAPPING FOR PUBLIC SERVER modern OPTIONS (user '$superuser');
+});
+connect_nodes($legacy, $modern);
+$legacy->safe_psql(
+	'postgres', qq{
 SELECT dualwrite.enable('public.history', target_server => 'modern');
 SELECT dualwrite.enable('public.counters', target_server => 'modern');
 INSERT INTO counters SELECT g, 0 FROM generate_series(1, $KEYS) g;
@@ -105,40 +96,9 @@ INSERT INTO counters SELECT g, 0 FROM generate_series(1, $KEYS) g;
 
 # ---------------------------------------------------------------- helpers
 
-# Poll with a wall-clock limit (seconds); true when $query printed 't'.
-sub poll_until
-{
-	my ($node, $seconds, $query) = @_;
-	my $deadline = time() + $seconds;
-	while (time() < $deadline)
-	{
-		my ($rc, $out) = $node->psql('postgres', $query);
-		return 1 if $rc == 0 && $out eq 't';
-		usleep(50_000);
-	}
-	return 0;
-}
-
-my $RUNNING = q{('idle', 'running', 'backing off', 'target unreachable')};
-
-# The worker serves the database (001 tests that CREATE EXTENSION alone does
-# it; here we only need it running, so wake the launcher if needed).
-sub ensure_worker
-{
-	my $node = $legacy;
-	# (Waking is harmless; it also gets past the launcher missing a CREATE
-	# EXTENSION made within 5 s of the database's first worker start.)
-	poll_until($node, 60,
-		"WITH w AS (SELECT dualwrite._wake()) SELECT count(*) = 1 FROM w, dualwrite.workers
-		 WHERE datname = 'postgres' AND state IN $RUNNING")
-	  or BAIL_OUT($node->name . ': the pg_dualwrite worker does not start');
-}
-
-sub copy_rows
-{
-	my ($node, $table, $order) = @_;
-	return $node->safe_psql('postgres', "COPY (SELECT * FROM $table ORDER BY $order) TO STDOUT");
-}
+# (ensure_worker: the worker serves the database.  001 tests that CREATE
+# EXTENSION alone does it; here we only need it running, so it wakes the
+# launcher if needed.)
 
 sub count_of
 {
@@ -172,13 +132,7 @@ sub backlog_sql
 sub wait_for_delivery
 {
 	my ($what) = @_;
-	my $ok = $legacy->safe_psql('postgres', q{SELECT dualwrite.wait_for_delivery('90s')});
-	is($ok, 't', "$what: wait_for_delivery returns true");
-	if ($ok ne 't')
-	{
-		diag $legacy->safe_psql('postgres', 'SELECT * FROM dualwrite.status');
-		diag $legacy->safe_psql('postgres', 'SELECT * FROM dualwrite.workers');
-	}
+	wait_delivered($legacy, 'postgres', 90, "$what: wait_for_delivery returns true");
 }
 
 sub check_sides
@@ -189,12 +143,9 @@ sub check_sides
 		"$what: legacy has the committed history rows (test sanity)");
 	is(count_of($modern, 'SELECT count(*) FROM history'), $expect_history,
 		"$what: modern has every history row");
-	ok(copy_rows($legacy, 'history', 'id') eq copy_rows($modern, 'history', 'id'),
-		"$what: history identical on both sides");
-	my $lc = copy_rows($legacy, 'counters', 'k');
-	my $mc = copy_rows($modern, 'counters', 'k');
-	ok($lc eq $mc, "$what: counters identical on both sides");
-	diag "legacy counters:\n$lc\nmodern counters:\n$mc" if $lc ne $mc;
+	sides_equal($legacy, $modern, 'history', 'id', "$what: history identical on both sides");
+	sides_equal($legacy, $modern, 'counters', 'k', "$what: counters identical on both sides",
+		max_diag => $KEYS);
 	is(count_of($modern, "SELECT count(*) FROM counters WHERE n <> $round_no"),
 		'0', "$what: every counter is $round_no on modern");
 	my $dups = count_of($modern,
@@ -225,7 +176,7 @@ sub interrupted_drain
 	$modern->start;
 
 	# Part of the backlog is on modern: interrupt now.
-	ok( poll_until($modern, 60, "SELECT count(*) > $before FROM history"),
+	ok( poll_until($modern, 'postgres', "SELECT count(*) > $before FROM history", 't', 60),
 		"$what: delivery of the backlog started");
 	$interrupt->();
 	my $at_interrupt = count_of($modern, 'SELECT count(*) FROM history');
@@ -235,28 +186,25 @@ sub interrupted_drain
 
 	$legacy->poll_query_until('postgres', 'SELECT 1', '1')
 	  or BAIL_OUT("$what: legacy does not come back");
-	ensure_worker();
+	ensure_worker($legacy, 'postgres');
 	wait_for_delivery($what);
 	note sprintf('%s: delivered %.2f s after modern start', $what, time() - $t0);
 	check_sides($what);
 }
 
 # ---------------------------------------------------------------- baseline
-ensure_worker();
+ensure_worker($legacy, 'postgres');
 $legacy->safe_psql('postgres', backlog_sql(10));
 wait_for_delivery('baseline');
 check_sides('baseline');
 
 # ---------------------------------------------------------------- a. SIGKILL
+my $killed;
 interrupted_drain(
 	'worker SIGKILL',
 	sub {
-		my $pid = $legacy->safe_psql('postgres',
-			q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_dualwrite worker'});
-		like($pid, qr/^\d+$/, 'worker SIGKILL: found the worker pid');
-		kill 'KILL', $pid;
 		# The postmaster notices and restarts every backend (crash recovery).
-		$legacy->wait_for_log(qr/terminated by signal 9/);
+		$killed = kill_worker($legacy, 'postgres', 'worker SIGKILL: found the worker pid');
 	});
 like(slurp_file($legacy->logfile), qr/all server processes terminated; reinitializing/,
 	'worker SIGKILL: the legacy cluster went through crash recovery');
@@ -280,6 +228,11 @@ interrupted_drain(
 	});
 like(slurp_file($legacy->logfile, $log_offset), qr/WARNING:.*delivery to server "modern" failed/,
 	'remote session terminated: the worker noticed the lost session');
+
+# Nothing crashed but the worker killed on purpose.
+no_crash($legacy, 'legacy: no process crashed (but the worker killed on purpose)',
+	allow_pids => [$killed]);
+no_crash($modern, 'modern: no process crashed');
 
 $legacy->stop;
 $modern->stop;

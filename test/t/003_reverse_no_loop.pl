@@ -19,27 +19,16 @@
 
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep time);
+use DualWriteTest;
 
-my $conf = q{
-shared_preload_libraries = 'pg_dualwrite'
-dualwrite.naptime = 50
-dualwrite.retry_backoff_min = 50
-dualwrite.retry_backoff_max = 1000
-};
-
-my $legacy = PostgreSQL::Test::Cluster->new('legacy');
-$legacy->init;
-$legacy->append_conf('postgresql.conf', $conf);
-$legacy->start;
-
-my $modern = PostgreSQL::Test::Cluster->new('modern');
-$modern->init;
-$modern->append_conf('postgresql.conf', $conf);
-$modern->start;
+# Both preload pg_dualwrite (naptime 50 ms, retry backoff 50 .. 1000 ms).
+my $legacy = legacy_node('legacy');
+my $modern = legacy_node('modern');
 
 my $ddl = q{
 CREATE TABLE accounts (id integer PRIMARY KEY, owner text NOT NULL, balance numeric NOT NULL,
@@ -53,61 +42,19 @@ $modern->safe_psql('postgres', $ddl);
 sub configure
 {
 	my ($node, $other, $server) = @_;
-	my $user = $node->safe_psql('postgres', 'SELECT current_user');
-	my ($host, $port) = ($other->host, $other->port);
-	$node->safe_psql(
-		'postgres', qq{
-CREATE SERVER $server FOREIGN DATA WRAPPER dualwrite OPTIONS (host '$host', port '$port', dbname 'postgres');
-CREATE USER MAPPING FOR PUBLIC SERVER $server OPTIONS (user '$user');
-SELECT dualwrite.enable('public.accounts', target_server => '$server');
-});
+	connect_nodes($node, $other, server => $server);
+	$node->safe_psql('postgres',
+		qq{SELECT dualwrite.enable('public.accounts', target_server => '$server')});
 }
 configure($legacy, $modern, 'modern');
 configure($modern, $legacy, 'legacy');
 
 # ---------------------------------------------------------------- helpers
 
-sub poll_until
-{
-	my ($node, $seconds, $query) = @_;
-	my $deadline = time() + $seconds;
-	while (time() < $deadline)
-	{
-		my ($rc, $out) = $node->psql('postgres', $query);
-		return 1 if $rc == 0 && $out eq 't';
-		usleep(50_000);
-	}
-	return 0;
-}
-
-my $RUNNING = q{('idle', 'running', 'backing off', 'target unreachable')};
-
-# Both workers must run (001 asserts that CREATE EXTENSION alone starts one;
-# here wake the launcher again if needed).
-sub ensure_worker
-{
-	my ($node) = @_;
-	# (Waking is harmless; it also gets past the launcher missing a CREATE
-	# EXTENSION made within 5 s of the database's first worker start.)
-	poll_until($node, 60,
-		"WITH w AS (SELECT dualwrite._wake()) SELECT count(*) = 1 FROM w, dualwrite.workers
-		 WHERE datname = 'postgres' AND state IN $RUNNING")
-	  or BAIL_OUT($node->name . ': the pg_dualwrite worker does not start');
-}
-
 sub wait_for_delivery
 {
 	my ($node, $what) = @_;
-	my $ok = $node->safe_psql('postgres', q{SELECT dualwrite.wait_for_delivery('60s')});
-	is($ok, 't', "$what: wait_for_delivery on " . $node->name . ' returns true');
-	diag $node->safe_psql('postgres', 'SELECT * FROM dualwrite.status') if $ok ne 't';
-}
-
-sub all_rows
-{
-	my ($node) = @_;
-	return $node->safe_psql('postgres',
-		q{SET TimeZone = 'UTC'; COPY (SELECT * FROM accounts ORDER BY id) TO STDOUT});
+	wait_delivered($node, 'postgres', 60, "$what: wait_for_delivery on " . $node->name . ' returns true');
 }
 
 sub status_of
@@ -132,8 +79,10 @@ sub applied_by_worker
 		q{SELECT coalesce(sum(applied), 0) FROM dualwrite.workers WHERE datname = 'postgres'});
 }
 
-ensure_worker($legacy);
-ensure_worker($modern);
+# Both workers must run (001 asserts that CREATE EXTENSION alone starts one;
+# ensure_worker wakes the launcher again if needed).
+ensure_worker($legacy, 'postgres');
+ensure_worker($modern, 'postgres');
 
 # ---------------------------------------------------------------- forward
 # 100 inserts + 30 updates + 10 deletes + 5 key updates (a delete and an
@@ -150,7 +99,7 @@ UPDATE accounts SET balance = -1;
 ROLLBACK;
 });
 wait_for_delivery($legacy, 'forward');
-is(all_rows($modern), all_rows($legacy), 'forward: every row identical on both sides');
+sides_equal($legacy, $modern, 'accounts', 'id', 'forward: every row identical on both sides');
 is(status_of($legacy, 'captured'), $legacy_changes, 'forward: legacy captured exactly its own changes');
 
 # What modern applied was not captured there: nothing to send back.
@@ -173,7 +122,7 @@ UPDATE accounts SET balance = 99, updated = '2002-02-02 00:00:00+00' WHERE id IN
 DELETE FROM accounts WHERE id = 2;
 });
 wait_for_delivery($modern, 'reverse');
-is(all_rows($legacy), all_rows($modern), 'reverse: every row identical on both sides');
+sides_equal($modern, $legacy, 'accounts', 'id', 'reverse: every row identical on both sides');
 is(status_of($modern, 'captured'), '6', 'reverse: modern captured exactly its own 6 changes');
 is(status_of($legacy, 'captured'), $legacy_changes,
 	'reverse: what legacy applied was not captured again (no loop)');
@@ -181,7 +130,10 @@ is(status_of($legacy, 'queued'), '0', 'reverse: legacy has nothing queued');
 
 $legacy->safe_psql('postgres', q{SELECT dualwrite.wait_for_delivery('10s')});
 is(status_of($modern, 'captured'), '6', 'reverse: nothing came back to modern');
-is(all_rows($legacy), all_rows($modern), 'reverse: both sides still identical');
+sides_equal($modern, $legacy, 'accounts', 'id', 'reverse: both sides still identical');
+
+no_crash($legacy, 'legacy: no process crashed');
+no_crash($modern, 'modern: no process crashed');
 
 $legacy->stop;
 $modern->stop;

@@ -55,11 +55,14 @@
 
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep time);
+use Time::HiRes qw(time);
+use DualWriteTest;
 
 my $NKEYS = 1000;    # account slots used by pgbench
 my $RATE  = 150;     # pgbench transactions per second (all clients)
@@ -67,22 +70,15 @@ my $BATCH = 200;     # dualwrite.batch_size: small, so faults land mid-batch
 my $t_begin = time();
 
 # ---------------------------------------------------------------- nodes
-my $modern = PostgreSQL::Test::Cluster->new('modern');
-$modern->init;
-$modern->start;
-
-my $legacy = PostgreSQL::Test::Cluster->new('legacy');
-$legacy->init;
-$legacy->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'pg_dualwrite'
+my $modern = modern_node('modern');
+my $legacy = legacy_node(
+	'legacy', conf => qq{
 dualwrite.naptime = 20
 dualwrite.batch_size = $BATCH
 dualwrite.retry_backoff_min = 20
 dualwrite.retry_backoff_max = 300
 restart_after_crash = on
 });
-$legacy->start;
 
 # ---------------------------------------------------------------- schema
 $modern->safe_psql(
@@ -116,18 +112,15 @@ ALTER TABLE history ENABLE ALWAYS TRIGGER history_applied;
 ALTER TABLE accounts ENABLE ALWAYS TRIGGER accounts_applied;
 });
 
-my $superuser = $legacy->safe_psql('postgres', 'SELECT current_user');
-my $mhost     = $modern->host;
-my $mport     = $modern->port;
 $legacy->safe_psql(
-	'postgres', qq{
+	'postgres', q{
 CREATE TABLE accounts (id integer PRIMARY KEY, balance bigint NOT NULL, touched integer NOT NULL);
 CREATE TABLE history (id bigserial PRIMARY KEY, account integer NOT NULL, delta integer NOT NULL, note text NOT NULL);
 CREATE SEQUENCE lifetime;   -- a re-inserted account starts at touched = nextval * 100000
-CREATE EXTENSION pg_dualwrite;
-CREATE SERVER modern FOREIGN DATA WRAPPER dualwrite
-    OPTIONS (host '$mhost', port '$mport', dbname 'postgres');
-CREATE USER MAPPING FOR PUBLIC SERVER modern OPTIONS (user '$superuser');
+});
+connect_nodes($legacy, $modern);
+$legacy->safe_psql(
+	'postgres', qq{
 SELECT dualwrite.enable('public.accounts', target_server => 'modern');
 SELECT dualwrite.enable('public.history', target_server => 'modern');
 INSERT INTO accounts SELECT g, 0, 0 FROM generate_series(1, $NKEYS) g;
@@ -272,7 +265,7 @@ sub start_load
 			'-D', "nkeys=$NKEYS", @script_opts, 'postgres'
 		],
 		'<', '/dev/null', '>', \$load_out, '2>', \$load_err);
-	ok( poll_until($legacy, 30, "SELECT coalesce(max(id), 0) > $before FROM history"),
+	ok( poll_until($legacy, 'postgres', "SELECT coalesce(max(id), 0) > $before FROM history", 't', 30),
 		"$what: the load (pgbench run $load_no) commits");
 }
 
@@ -293,8 +286,8 @@ sub stop_load
 	pump_load();
 	$load->kill_kill(grace => 5);
 	$load = undef;
-	poll_until($legacy, 30,
-		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'pgbench'})
+	poll_until($legacy, 'postgres',
+		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'pgbench'}, 't', 30)
 	  or diag "$what: pgbench sessions are still there";
 	if ($opt{clean})
 	{
@@ -311,37 +304,19 @@ sub stop_load
 
 # ---------------------------------------------------------------- helpers
 
-# Poll with a wall-clock limit (seconds); true when $query printed 't'.
-# Errors (a node down) count as "not yet".
-sub poll_until
-{
-	my ($node, $seconds, $query) = @_;
-	my $deadline = time() + $seconds;
-	while (time() < $deadline)
-	{
-		pump_load();
-		my ($rc, $out) = $node->psql('postgres', $query);
-		return 1 if $rc == 0 && $out eq 't';
-		usleep(50_000);
-	}
-	return 0;
-}
+# poll_until (DualWriteTest) pumps the load's output on every attempt.
+set_poll_hook(\&pump_load);
 
-my $RUNNING = q{('idle', 'running', 'backing off', 'target unreachable')};
-
-sub ensure_worker
+# After a restart: the worker must come back by itself (asserted); if not,
+# wake the launcher to go on with the test.
+sub worker_back
 {
 	my ($what) = @_;
 	$legacy->poll_query_until('postgres', 'SELECT 1', '1')
 	  or BAIL_OUT("$what: legacy does not accept connections");
-	my $ok = poll_until($legacy, 30,
-		"SELECT count(*) = 1 FROM dualwrite.workers WHERE datname = 'postgres' AND state IN $RUNNING");
+	my $ok = worker_running($legacy, 'postgres', 30);
 	ok($ok, "$what: the worker runs again");
-	return if $ok;
-	poll_until($legacy, 60,
-		"WITH w AS (SELECT dualwrite._wake()) SELECT count(*) = 1 FROM w, dualwrite.workers
-		 WHERE datname = 'postgres' AND state IN $RUNNING")
-	  or BAIL_OUT("$what: the pg_dualwrite worker does not start");
+	ensure_worker($legacy, 'postgres', 60) unless $ok;
 }
 
 # The modern side's progress mark (applied_at is the remote transaction's
@@ -361,8 +336,10 @@ sub batches_applied
 	{
 		my $at = applied_at();
 		my $cond = $at eq '' ? 'true' : "max(applied_at) > '$at'";
-		poll_until($modern, $deadline - time(),
-			"SELECT count(*) > 0 FROM _dualwrite.applied HAVING $cond")
+		my $left = $deadline - time();
+		return 0 if $left <= 0;
+		poll_until($modern, 'postgres', "SELECT count(*) > 0 FROM _dualwrite.applied HAVING $cond",
+			't', $left)
 		  or return 0;
 	}
 	return 1;
@@ -381,8 +358,9 @@ sub hold_modern_lock
 			'-c', "BEGIN; LOCK TABLE $tables IN EXCLUSIVE MODE; SELECT pg_sleep(300)"
 		],
 		'<', '/dev/null', '>', \$out, '2>', \$err);
-	poll_until($modern, 60,
-		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'dw_test_lock' AND wait_event = 'PgSleep'})
+	poll_until($modern, 'postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'dw_test_lock' AND wait_event = 'PgSleep'},
+		't', 60)
 	  or BAIL_OUT("could not lock $tables on modern: $err");
 	return $h;
 }
@@ -398,12 +376,6 @@ sub release_modern_lock
 my $WORKER_WAITS_ON_LOCK = q{SELECT count(*) > 0 FROM pg_stat_activity
 	WHERE application_name = 'pg_dualwrite' AND wait_event_type = 'Lock'};
 
-sub copy_rows
-{
-	my ($node, $table) = @_;
-	return $node->safe_psql('postgres', "COPY (SELECT * FROM $table ORDER BY id) TO STDOUT");
-}
-
 sub q1
 {
 	my ($node, $query) = @_;
@@ -413,22 +385,9 @@ sub q1
 sub compare_table
 {
 	my ($what, $table) = @_;
-	my $l = copy_rows($legacy, $table);
-	my $m = copy_rows($modern, $table);
-	my @l = split /\n/, $l;
-	my @m = split /\n/, $m;
-	is(scalar(@m), scalar(@l), "$what: $table has as many rows on modern as on legacy");
-	ok($l eq $m, "$what: every row of $table is identical on both sides");
-	if ($l ne $m)
-	{
-		my %in_l = map { $_ => 1 } @l;
-		my %in_m = map { $_ => 1 } @m;
-		my @only_l = grep { !$in_m{$_} } @l;
-		my @only_m = grep { !$in_l{$_} } @m;
-		diag scalar(@only_l) . " row(s) only on legacy, " . scalar(@only_m) . " only on modern";
-		diag "only on legacy: $_" for @only_l[ 0 .. ($#only_l < 19 ? $#only_l : 19) ];
-		diag "only on modern: $_" for @only_m[ 0 .. ($#only_m < 19 ? $#only_m : 19) ];
-	}
+	is(q1($modern, "SELECT count(*) FROM $table"), q1($legacy, "SELECT count(*) FROM $table"),
+		"$what: $table has as many rows on modern as on legacy");
+	sides_equal($legacy, $modern, $table, 'id', "$what: every row of $table is identical on both sides");
 }
 
 my %seen_extra = (history => 0, accounts => 0);    # double applies seen so far
@@ -437,14 +396,8 @@ sub check_sides
 {
 	my ($what) = @_;
 	my $t0 = time();
-	my $ok = q1($legacy, q{SELECT dualwrite.wait_for_delivery('120s')});
-	is($ok, 't', "$what: wait_for_delivery returns true");
+	wait_delivered($legacy, 'postgres', 120, "$what: wait_for_delivery returns true");
 	note sprintf('%s: delivered in %.1f s', $what, time() - $t0);
-	if ($ok ne 't')
-	{
-		diag q1($legacy, 'SELECT * FROM dualwrite.status');
-		diag q1($legacy, 'SELECT * FROM dualwrite.workers');
-	}
 
 	is(q1($legacy, q{SELECT count(*) FROM history WHERE note = 'ABORTED' OR delta >= 1000000000}),
 		'0', "$what: legacy has no aborted rows (test sanity)");
@@ -480,8 +433,8 @@ sub check_sides
 }
 
 # ---------------------------------------------------------------- start
-ensure_worker('start');
-is(q1($legacy, q{SELECT dualwrite.wait_for_delivery('60s')}), 't', 'initial rows delivered');
+worker_back('start');
+wait_delivered($legacy, 'postgres', 60, 'initial rows delivered');
 
 # Each fault: run the load until batches flow, $fault->(), go on under load
 # until more batches were applied after it, stop the load and check.
@@ -509,7 +462,7 @@ fault_under_load(
 	'modern immediate stop mid-batch',
 	sub {
 		my $h = hold_modern_lock('applied_log, account_versions');
-		ok(poll_until($modern, 30, $WORKER_WAITS_ON_LOCK),
+		ok(poll_until($modern, 'postgres', $WORKER_WAITS_ON_LOCK, 't', 30),
 			'modern immediate stop mid-batch: the worker is in the middle of a batch');
 		$modern->stop('immediate');
 		$h->kill_kill(grace => 5);
@@ -533,16 +486,12 @@ fault_under_load(
 # ---------------------------------------------------------------- 3. worker SIGKILL
 # SIGKILL of the worker; the postmaster restarts every backend (pgbench
 # loses its connections and is restarted).
-sub kill_worker
+my @killed;    # the workers killed on purpose (for no_crash)
+sub kill_worker_under_load
 {
 	my ($what) = @_;
-	my $offset = -s $legacy->logfile;
-	my $pid = q1($legacy, q{SELECT pid FROM dualwrite.workers WHERE datname = 'postgres'});
-	like($pid, qr/^\d+$/, "$what: found the worker pid");
-	kill 'KILL', $pid;
-	$legacy->wait_for_log(qr/terminated by signal 9/, $offset);
-	$legacy->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
-	ensure_worker($what);
+	push @killed, kill_worker($legacy, 'postgres', "$what: found the worker pid");
+	worker_back($what);
 	stop_load($what, clean => 0);
 }
 
@@ -552,9 +501,9 @@ fault_under_load(
 	'worker SIGKILL mid-apply',
 	sub {
 		my $h = hold_modern_lock('applied_log, account_versions');
-		ok(poll_until($modern, 30, $WORKER_WAITS_ON_LOCK),
+		ok(poll_until($modern, 'postgres', $WORKER_WAITS_ON_LOCK, 't', 30),
 			'worker SIGKILL mid-apply: the worker is in the middle of a batch');
-		kill_worker('worker SIGKILL mid-apply');
+		kill_worker_under_load('worker SIGKILL mid-apply');
 		release_modern_lock($h);
 	});
 
@@ -566,13 +515,13 @@ fault_under_load(
 	'worker SIGKILL with COMMIT in flight',
 	sub {
 		my $h = hold_modern_lock('_dualwrite.applied');
-		ok(poll_until($modern, 30, $WORKER_WAITS_ON_LOCK),
+		ok(poll_until($modern, 'postgres', $WORKER_WAITS_ON_LOCK, 't', 30),
 			'worker SIGKILL with COMMIT in flight: a batch waits for its COMMIT on modern');
-		kill_worker('worker SIGKILL with COMMIT in flight');
+		kill_worker_under_load('worker SIGKILL with COMMIT in flight');
 		# Give the new worker time to start its first batch, then let the old
 		# session commit.
-		poll_until($modern, 10, q{SELECT count(*) >= 2 FROM pg_stat_activity
-			WHERE application_name = 'pg_dualwrite' AND wait_event_type = 'Lock'});
+		poll_until($modern, 'postgres', q{SELECT count(*) >= 2 FROM pg_stat_activity
+			WHERE application_name = 'pg_dualwrite' AND wait_event_type = 'Lock'}, 't', 10);
 		note 'worker SIGKILL with COMMIT in flight: sessions on modern (pid state wait): '
 		  . q1($modern, q{SELECT string_agg(pid || ' ' || state || ' ' || coalesce(wait_event_type || ':' || wait_event, '-'), ', ')
 			FROM pg_stat_activity WHERE application_name = 'pg_dualwrite'});
@@ -583,14 +532,14 @@ fault_under_load(
 fault_under_load(
 	'legacy immediate stop',
 	sub {
-		my $in_batch = poll_until($modern, 10, q{SELECT count(*) > 0 FROM pg_stat_activity
-			WHERE application_name = 'pg_dualwrite' AND state IN ('active', 'idle in transaction')});
+		my $in_batch = poll_until($modern, 'postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
+			WHERE application_name = 'pg_dualwrite' AND state IN ('active', 'idle in transaction')}, 't', 10);
 		note 'legacy immediate stop: ' . ($in_batch ? 'a batch was in progress on modern' : 'no batch seen in progress');
 		$legacy->stop('immediate');
 		$legacy->start;
 		# pgbench lost its connections
 		stop_load('legacy immediate stop', clean => 0);
-		ensure_worker('legacy immediate stop');
+		worker_back('legacy immediate stop');
 	});
 
 # ---------------------------------------------------------------- 5. long transaction
@@ -613,8 +562,8 @@ fault_under_load(
 		$long->query_safe(q{UPDATE accounts SET balance = balance + 1, touched = touched + 1 WHERE id = 5001});
 		$long->query_safe('COMMIT');
 		$long->quit;
-		ok( poll_until($modern, 60,
-				q{SELECT count(*) = 11 FROM history WHERE note LIKE 'long transaction%'}),
+		ok( poll_until($modern, 'postgres',
+				q{SELECT count(*) = 11 FROM history WHERE note LIKE 'long transaction%'}, 't', 60),
 			'long transaction: delivered under load after its COMMIT');
 	});
 
@@ -624,7 +573,7 @@ fault_under_load(
 	sub {
 		my $offset = -s $legacy->logfile;
 		my $h = hold_modern_lock('_dualwrite.applied');
-		ok(poll_until($modern, 30, $WORKER_WAITS_ON_LOCK),
+		ok(poll_until($modern, 'postgres', $WORKER_WAITS_ON_LOCK, 't', 30),
 			'remote session terminated: a batch waits for its COMMIT on modern');
 		my $n = q1($modern,
 			q{SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pg_dualwrite'});
@@ -660,9 +609,13 @@ is(q1($modern, 'SELECT count(*) - count(DISTINCT id) FROM applied_log') - $seen_
 	1, 'self-check: a history row applied twice is noticed');
 is(q1($modern, 'SELECT count(*) - count(DISTINCT (id, touched)) FROM account_versions') - $seen_extra{accounts},
 	1, 'self-check: an account change applied twice is noticed');
-my $good = copy_rows($legacy, 'accounts');
+my $good = table_text($legacy, 'postgres', 'accounts', 'id');
 $modern->safe_psql('postgres', 'UPDATE accounts SET balance = balance + 1 WHERE id = (SELECT min(id) FROM accounts)');
-isnt(copy_rows($modern, 'accounts'), $good, 'self-check: a changed account on modern is noticed');
+isnt(table_text($modern, 'postgres', 'accounts', 'id'), $good, 'self-check: a changed account on modern is noticed');
+
+# Nothing crashed but the workers killed on purpose.
+no_crash($legacy, 'legacy: no process crashed (but the workers killed on purpose)', allow_pids => \@killed);
+no_crash($modern, 'modern: no process crashed');
 
 note sprintf('total %.1f s', time() - $t_begin);
 $legacy->stop;

@@ -5,32 +5,25 @@
 #    on both sides at the end.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use DualWriteTest;
 
-my $modern = PostgreSQL::Test::Cluster->new('modern');
-$modern->init;
-$modern->start;
-
-my $legacy = PostgreSQL::Test::Cluster->new('legacy');
-$legacy->init;
-$legacy->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_dualwrite'
-dualwrite.naptime = 50
+my $modern = modern_node('modern');
+# (and naptime 50 ms, retry backoff 50 .. 1000 ms)
+my $legacy = legacy_node('legacy', conf => q{
 dualwrite.outbox_rotate_interval = 1
 autovacuum = off
 });
-$legacy->start;
 
 my $ddl = 'CREATE TABLE events (id int PRIMARY KEY, counter bigint NOT NULL, payload text)';
 $modern->safe_psql('postgres', $ddl);
 $legacy->safe_psql('postgres', $ddl);
-my ($mhost, $mport) = ($modern->host, $modern->port);
+connect_nodes($legacy, $modern);
 $legacy->safe_psql('postgres', qq{
-CREATE EXTENSION pg_dualwrite;
-CREATE SERVER modern FOREIGN DATA WRAPPER dualwrite OPTIONS (host '$mhost', port '$mport', dbname 'postgres');
-CREATE USER MAPPING FOR PUBLIC SERVER modern OPTIONS (user '@{[ scalar getpwuid($<) ]}');
 SELECT dualwrite.enable('events', target_server => 'modern');
 INSERT INTO events SELECT g, 0, repeat('x', 200) FROM generate_series(1, 1000) g;
 });
@@ -63,13 +56,12 @@ END \$\$;
 });
 	my $size = $legacy->safe_psql('postgres', $outbox_size);
 	$max_size = $size if $size > $max_size;
-	$legacy->poll_query_until('postgres', q{SELECT dualwrite.wait_for_delivery('1s')})
+	wait_delivered($legacy, 'postgres', $PostgreSQL::Test::Utils::timeout_default)
 	  or die 'delivery did not keep up';
 }
 my $captured = $rounds * $per_round;
 
-ok($legacy->poll_query_until('postgres', q{SELECT dualwrite.wait_for_delivery('1s')}),
-	'all changes delivered');
+wait_delivered($legacy, 'postgres', $PostgreSQL::Test::Utils::timeout_default, 'all changes delivered');
 
 # Rough size of everything captured: one outbox row is ~300 bytes here.
 my $captured_bytes = $captured * 300;
@@ -84,10 +76,12 @@ $old->query_safe('COMMIT');
 $old->quit;
 
 # Every row, both sides, counters included (a lost or doubled update would show).
-my $q = 'COPY (SELECT * FROM events ORDER BY id) TO STDOUT';
-is($modern->safe_psql('postgres', $q), $legacy->safe_psql('postgres', $q), 'both sides hold the same rows');
+sides_equal($legacy, $modern, 'events', 'id', 'both sides hold the same rows');
 is($modern->safe_psql('postgres', 'SELECT min(counter) || \' \' || max(counter) FROM events'),
 	$rounds * $per_round / 1000 . ' ' . $rounds * $per_round / 1000, 'every counter saw every update exactly once');
+
+no_crash($legacy, 'legacy: no process crashed');
+no_crash($modern, 'modern: no process crashed');
 
 $legacy->stop;
 $modern->stop;

@@ -6,11 +6,14 @@
 #    work while a remote call is in flight.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+use DualWriteTest;
 
 # A listener that accepts and never answers.
 my $listener = IO::Socket::INET->new(
@@ -31,30 +34,19 @@ if ($pid == 0)
 	exit 0;
 }
 
-my $modern = PostgreSQL::Test::Cluster->new('modern');
-$modern->init;
-$modern->start;
-my $legacy = PostgreSQL::Test::Cluster->new('legacy');
-$legacy->init;
-$legacy->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_dualwrite'
-dualwrite.naptime = 50
-dualwrite.retry_backoff_min = 50
-dualwrite.retry_backoff_max = 200
-});
-$legacy->start;
+my $modern = modern_node('modern');
+# (and naptime 50 ms, retry backoff from 50 ms)
+my $legacy = legacy_node('legacy', conf => 'dualwrite.retry_backoff_max = 200');
 my $me = getpwuid($<);
-my ($mhost, $mport) = ($modern->host, $modern->port);
 $modern->safe_psql('postgres', 'CREATE TABLE t (id int PRIMARY KEY, v text)');
 $legacy->safe_psql('postgres', qq{
 CREATE DATABASE app;
 });
+$legacy->safe_psql('app', 'CREATE TABLE t (id int PRIMARY KEY, v text)');
+# database app on legacy -> postgres on modern
+connect_nodes($legacy, $modern, db => 'app', modern_db => 'postgres');
 $legacy->safe_psql('app', qq{
-CREATE TABLE t (id int PRIMARY KEY, v text);
-CREATE EXTENSION pg_dualwrite;
-CREATE SERVER modern FOREIGN DATA WRAPPER dualwrite OPTIONS (host '$mhost', port '$mport', dbname 'postgres');
 CREATE SERVER hung FOREIGN DATA WRAPPER dualwrite OPTIONS (host '127.0.0.1', port '$hung_port', dbname 'x', connect_timeout '600');
-CREATE USER MAPPING FOR PUBLIC SERVER modern OPTIONS (user '$me');
 CREATE USER MAPPING FOR PUBLIC SERVER hung OPTIONS (user '$me');
 });
 
@@ -135,11 +127,9 @@ $legacy->safe_psql('postgres', 'DROP DATABASE app WITH (FORCE)');
 ok(time - $t0 < 10, 'DROP DATABASE ... WITH (FORCE) did not wait for the remote call');
 
 # 5. fast shutdown while a worker is in a remote call.
+$legacy->safe_psql('postgres', 'CREATE TABLE t (id int PRIMARY KEY, v text)');
+connect_nodes($legacy, $modern);
 $legacy->safe_psql('postgres', qq{
-CREATE TABLE t (id int PRIMARY KEY, v text);
-CREATE EXTENSION pg_dualwrite;
-CREATE SERVER modern FOREIGN DATA WRAPPER dualwrite OPTIONS (host '$mhost', port '$mport', dbname 'postgres');
-CREATE USER MAPPING FOR PUBLIC SERVER modern OPTIONS (user '$me');
 SELECT dualwrite.enable('t', target_server => 'modern');
 INSERT INTO t VALUES (3, 'three');
 });
@@ -156,6 +146,9 @@ $legacy->start;
 ok($legacy->poll_query_until('postgres', "SELECT dualwrite.wait_for_delivery('1s')"), 'delivered after restart');
 is($modern->safe_psql('postgres', 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM t'), '1,3',
 	'modern holds the rows of the surviving database');
+
+no_crash($legacy, 'legacy: no process crashed');
+no_crash($modern, 'modern: no process crashed');
 
 kill 'TERM', $pid;
 waitpid($pid, 0);
