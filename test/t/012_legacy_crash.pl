@@ -23,6 +23,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use Time::HiRes qw(usleep);
 use DualWriteTest;
 

@@ -21,6 +21,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use DualWriteTest;
 
 my $modern = modern_node('modern');
