@@ -63,6 +63,28 @@ CREATE TABLE dualwrite._progress (
     updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
+-- Held tables: a change of the table was rejected by the modern side in a
+-- way that retrying as it is cannot fix (a constraint, a permission, a bad
+-- value), so the table left its server's stream and is delivered by a
+-- stream of its own, retried with backoff, while the server's other tables
+-- go on.  Its progress (as in _progress) starts where the server's stream
+-- stood when it was held; once it has caught up with that stream again,
+-- the row is deleted and the table rejoins it (src/worker/holds.cpp).
+CREATE TABLE dualwrite._held (
+    relid         oid         PRIMARY KEY,
+    server        name        NOT NULL,
+    hold_id       bigint      NOT NULL,   -- names the table's own stream on the modern side
+    held_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    reason        text        NOT NULL,
+    sqlstate      text,
+    done_snapshot pg_snapshot NOT NULL,
+    cur_snapshot  pg_snapshot,
+    pos_lsn       pg_lsn,
+    pos_txid      xid8,
+    pos_seq       integer
+);
+REVOKE ALL ON dualwrite._held FROM PUBLIC;
+
 -- Per-table delivery counters (advisory: not exact across a worker crash).
 CREATE TABLE dualwrite._table_stats (
     relid           oid         PRIMARY KEY,
@@ -139,15 +161,29 @@ WITH rel AS (
     UNION ALL SELECT 1, * FROM dualwrite._outbox_1
     UNION ALL SELECT 2, * FROM dualwrite._outbox_2
 )
+-- A held table's changes are measured against its own stream's progress.
 SELECT o.gen, r.tbl, r.target_server, o.txid, o.lsn, o.seq, o.ts, o.op
 FROM o
 JOIN rel r ON r.relid OPERATOR(pg_catalog.=) o.relid
-LEFT JOIN dualwrite._progress p ON p.server OPERATOR(pg_catalog.=) r.target_server
-WHERE p.server IS NULL
-   OR NOT (pg_catalog.pg_visible_in_snapshot(o.txid, p.done_snapshot)
-           OR (p.cur_snapshot IS NOT NULL
-               AND pg_catalog.pg_visible_in_snapshot(o.txid, p.cur_snapshot)
-               AND (o.lsn, o.txid, o.seq) OPERATOR(pg_catalog.<=) (p.pos_lsn, p.pos_txid, p.pos_seq)));
+LEFT JOIN dualwrite._held h ON h.relid OPERATOR(pg_catalog.=) r.tbl::oid
+CROSS JOIN LATERAL (
+    SELECT h.done_snapshot, h.cur_snapshot, h.pos_lsn, h.pos_txid, h.pos_seq WHERE h.relid IS NOT NULL
+    UNION ALL
+    SELECT p.done_snapshot, p.cur_snapshot, p.pos_lsn, p.pos_txid, p.pos_seq
+    FROM dualwrite._progress p
+    WHERE h.relid IS NULL AND p.server OPERATOR(pg_catalog.=) r.target_server
+) AS pr
+WHERE NOT (pg_catalog.pg_visible_in_snapshot(o.txid, pr.done_snapshot)
+           OR (pr.cur_snapshot IS NOT NULL
+               AND pg_catalog.pg_visible_in_snapshot(o.txid, pr.cur_snapshot)
+               AND (o.lsn, o.txid, o.seq) OPERATOR(pg_catalog.<=) (pr.pos_lsn, pr.pos_txid, pr.pos_seq)))
+UNION ALL
+-- a stream that has never recorded progress has delivered nothing
+SELECT o.gen, r.tbl, r.target_server, o.txid, o.lsn, o.seq, o.ts, o.op
+FROM o
+JOIN rel r ON r.relid OPERATOR(pg_catalog.=) o.relid
+WHERE NOT EXISTS (SELECT 1 FROM dualwrite._held h WHERE h.relid OPERATOR(pg_catalog.=) r.tbl::oid)
+  AND NOT EXISTS (SELECT 1 FROM dualwrite._progress p WHERE p.server OPERATOR(pg_catalog.=) r.target_server);
 REVOKE ALL ON dualwrite._pending FROM PUBLIC;
 
 CREATE VIEW dualwrite.status AS
@@ -169,14 +205,17 @@ SELECT t.tbl                                           AS table_name,
        END                                             AS catch_up_eta,
        s.last_applied_at,
        s.last_error,
-       s.last_error_at
+       s.last_error_at,
+       h.held_at                                       AS held_since,
+       h.reason                                        AS held_reason
 FROM dualwrite.tables t
 LEFT JOIN dualwrite._table_stats s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
+LEFT JOIN dualwrite._held h ON h.relid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN (SELECT p.tbl, pg_catalog.count(*) AS queued, pg_catalog.min(p.ts) AS oldest
            FROM dualwrite._pending p GROUP BY p.tbl) q ON q.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN dualwrite._worker_info() w ON w.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
 COMMENT ON VIEW dualwrite.status IS
-    'per flagged table: captured, applied, queued and failed changes, lag and the last error';
+    'per flagged table: captured, applied, queued and failed changes, lag, the last error, and whether it is held';
 REVOKE ALL ON dualwrite.status FROM PUBLIC;
 
 CREATE VIEW dualwrite.workers AS

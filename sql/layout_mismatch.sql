@@ -29,7 +29,8 @@ DO $$ BEGIN
 END $$;
 SELECT dualwrite.wait_for_delivery('2s') AS delivered;
 SELECT pg_sleep(0.5);
-SELECT last_error FROM dualwrite.status WHERE table_name = 'lay'::regclass;
+CALL poll_until($$SELECT held_since IS NOT NULL FROM dualwrite.status WHERE table_name = 'lay'::regclass$$);
+SELECT last_error, held_reason FROM dualwrite.status WHERE table_name = 'lay'::regclass;
 -- the worker is alive and other tables flow
 SELECT state IN ('backing off', 'idle', 'running') AS worker_alive FROM dualwrite.workers
 WHERE datname = current_database();

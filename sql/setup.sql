@@ -59,3 +59,22 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER ok1 OPTIONS (user 'nobody', password
 ALTER USER MAPPING FOR CURRENT_USER SERVER ok1 OPTIONS (ADD dbname 'x');
 -- Only superusers see a user mapping's options (the password).
 SELECT count(*) FROM pg_user_mappings WHERE srvname = 'ok1';
+
+-- Wait until a query returns true (each try in a transaction of its own,
+-- so postgres_fdw reads of the modern side see its latest state).
+CREATE PROCEDURE public.poll_until(query text, timeout_s int DEFAULT 60)
+LANGUAGE plpgsql AS $$
+DECLARE
+    ok boolean;
+    deadline timestamptz := clock_timestamp() + make_interval(secs => timeout_s);
+BEGIN
+    LOOP
+        EXECUTE query INTO ok;
+        COMMIT;
+        EXIT WHEN ok OR clock_timestamp() > deadline;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    IF NOT ok THEN
+        RAISE WARNING 'poll_until: still false after % s: %', timeout_s, query;
+    END IF;
+END $$;

@@ -234,6 +234,7 @@ DeleteTableRow(Oid relid)
 	int64 pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	uint64 deleted = SpiWithOid("DELETE FROM dualwrite.tables WHERE tbl::oid = $1", relid, SPI_OK_DELETE);
 	SpiWithOid("DELETE FROM dualwrite._table_stats WHERE relid = $1", relid, SPI_OK_DELETE);
+	SpiWithOid("DELETE FROM dualwrite._held WHERE relid = $1", relid, SPI_OK_DELETE);
 	/* The caller's lock waited for every writer of the table: all of its
 	 * captured changes are settled.  Drop them, so enabling the table again
 	 * later does not deliver changes from before this disable. */

@@ -145,6 +145,23 @@ ProgressBootstrapSql(const std::string &origin)
 }
 
 std::string
+ProgressBootstrapSql(const std::string &origin, const std::string &done_snapshot, const std::string &cur_snapshot,
+                     const std::string &pos_lsn, const std::string &pos_txid, int pos_seq)
+{
+	std::string sql = ProgressBootstrapSql(origin);
+	/* Replace the default first row by the given one. */
+	sql.resize(sql.rfind("INSERT INTO"));
+	bool open_range = !cur_snapshot.empty();
+	return sql + "INSERT INTO _dualwrite.applied (origin, done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq) "
+	             "VALUES (" +
+	       QuoteLiteral(origin) + ", " + QuoteLiteral(done_snapshot) + ", " +
+	       (open_range ? QuoteLiteral(cur_snapshot) + ", " + QuoteLiteral(pos_lsn) + ", " + QuoteLiteral(pos_txid) +
+	                         ", " + std::to_string(pos_seq)
+	                   : std::string("NULL, NULL, NULL, NULL")) +
+	       ") ON CONFLICT (origin) DO NOTHING";
+}
+
+std::string
 ProgressSelectSql(const std::string &origin)
 {
 	return "SELECT done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq, version FROM _dualwrite.applied "

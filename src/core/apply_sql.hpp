@@ -65,6 +65,13 @@ std::string ApplyTruncateSql(const std::vector<const TargetShape *> &targets);
 /* Bootstrap of the remote progress table and of this origin's row (idempotent). */
 std::string ProgressBootstrapSql(const std::string &origin);
 
+/* The same, with the row's first progress given (a held table's stream
+ * starts where its server's stream stood).  Empty cur_snapshot: no open
+ * range (position NULL). */
+std::string ProgressBootstrapSql(const std::string &origin, const std::string &done_snapshot,
+                                 const std::string &cur_snapshot, const std::string &pos_lsn,
+                                 const std::string &pos_txid, int pos_seq);
+
 /* Read the progress row of one origin (with its version). */
 std::string ProgressSelectSql(const std::string &origin);
 

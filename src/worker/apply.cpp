@@ -50,6 +50,46 @@ static int64 *in_flight_counts = nullptr; /* per target, round-long */
 static int64 *batch_counts = nullptr;     /* per target, round-long */
 static MemoryContext batch_context = nullptr;
 
+/*
+ * The tables the remote call (or local decoding) in progress is about.  A
+ * failure that one table's own statement raised can be pinned on it, and
+ * that table held (holds.hpp) instead of stalling the whole server.  Empty
+ * for the statements of the stream itself (BEGIN, progress, COMMIT).
+ */
+constexpr int kMaxBlamed = 64;
+static Oid blamed[kMaxBlamed];
+static int nblamed = 0;
+
+static void
+BlameNone()
+{
+	nblamed = 0;
+}
+
+static void
+Blame(const Target &t)
+{
+	blamed[0] = t.cfg->relid;
+	nblamed = 1;
+}
+
+static void
+BlameAlso(const Target &t)
+{
+	for (int i = 0; i < nblamed; i++)
+		if (blamed[i] == t.cfg->relid)
+			return;
+	if (nblamed < kMaxBlamed)
+		blamed[nblamed++] = t.cfg->relid;
+}
+
+int
+BlamedTables(const Oid **relids)
+{
+	*relids = blamed;
+	return nblamed;
+}
+
 void
 ResetApplyState(int ntargets)
 {
@@ -126,6 +166,7 @@ FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 	for (auto &t : targets) {
 		if (t.stream != s || t.rows == 0)
 			continue;
+		Blame(t);
 		if (t.only_inserts) {
 			/* Fast path: COPY into the target under a savepoint; if a key
 			 * already exists there (e.g. backfilled), fall back to the upsert. */
@@ -157,21 +198,23 @@ FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 		remote::PutCopy(s->conn, t.buf.data(), t.buf.size());
 		remote::EndCopy(s->conn);
 	}
-	const char *apply_sql = pg_string([&] {
-		std::string q;
-		for (auto &t : targets) {
-			if (t.stream != s || t.rows == 0)
-				continue;
+	/* One command per target, so that a failure names its table. */
+	for (auto &t : targets) {
+		if (t.stream != s || t.rows == 0)
+			continue;
+		const char *apply_sql = pg_string([&] {
+			std::string q;
 			if (t.has_delete)
 				q += t.delete_sql + "; ";
-			q += t.upsert_sql + "; ";
+			q += t.upsert_sql;
 			if (clear_stage)
-				q += "TRUNCATE pg_temp." + core::QuoteIdent(t.shape.stage) + "; ";
-		}
-		return q;
-	});
-	if (apply_sql[0] != '\0')
+				q += "; TRUNCATE pg_temp." + core::QuoteIdent(t.shape.stage);
+			return q;
+		});
+		Blame(t);
 		remote::Exec(s->conn, apply_sql);
+	}
+	BlameNone();
 	for (auto &t : targets) {
 		if (t.stream != s)
 			continue;
@@ -201,10 +244,12 @@ RedoWithUpsert(Stream *s)
 		       "; COMMIT";
 	});
 	t.stage_gen = s->conn_gen;
+	Blame(t);
 	remote::BeginCopy(s->conn, copy_sql);
 	remote::PutCopy(s->conn, redo_buf.data(), redo_buf.size());
 	remote::EndCopy(s->conn);
 	remote::Exec(s->conn, apply_sql);
+	BlameNone();
 }
 
 /* Wait for the batch in flight to commit on the modern side; then advance
@@ -216,6 +261,11 @@ FinishInFlight()
 		return 0;
 	in_flight.active = false; /* if the wait fails, the round fails: all is re-read */
 	Stream *s = in_flight.stream;
+	/* A direct COPY's errors are its table's; a COMMIT's are the stream's. */
+	if (in_flight.fast_target >= 0)
+		Blame(targets[in_flight.fast_target]);
+	else
+		BlameNone();
 	if (in_flight.fast_target < 0)
 		remote::WaitCommand(s->conn, "COMMIT");
 	else if (!remote::WaitCommandUnlessDuplicate(s->conn, "COPY ...; COMMIT")) {
@@ -225,6 +275,7 @@ FinishInFlight()
 		remote::Exec(s->conn, "ROLLBACK");
 		RedoWithUpsert(s);
 	}
+	BlameNone();
 	SetProgress(s, in_flight.prev, in_flight.cur, in_flight.lsn, in_flight.txid, in_flight.seq);
 	s->version++;
 	int64 total = 0;
@@ -291,6 +342,10 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 				if (gs == nullptr)
 					continue;
 				counts[gs->target]++;
+				if (j == i)
+					Blame(targets[gs->target]);
+				else
+					BlameAlso(targets[gs->target]);
 				pg_entry([&] {
 					if (std::find(group.begin(), group.end(), gs->target) == group.end())
 						group.push_back(gs->target);
@@ -306,10 +361,14 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 			});
 			in_xact = true;
 			remote::Exec(s->conn, sql);
+			BlameNone();
 			continue;
 		}
-		if (c.data != nullptr)
+		if (c.data != nullptr) {
+			Blame(targets[src->target]); /* an image it cannot decode */
 			StageRow(src, ++ord, c.op, reinterpret_cast<bytea *>(c.data), c.layout);
+			BlameNone();
+		}
 		counts[src->target]++;
 	}
 	/* The batch's end position: its last change (n > 0). */
@@ -331,6 +390,7 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 		 * commits while we read and encode the next batch.
 		 */
 		Target &t = targets[fast];
+		Blame(t);
 		const char *sql = pg_string([&] {
 			return std::string(begin) + "SAVEPOINT dw_fast; " + t.direct_copy_sql + "; RELEASE SAVEPOINT dw_fast; " +
 			       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
@@ -367,6 +427,7 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 		in_flight_counts[i] = counts[i];
 		counts[i] = 0;
 	}
+	BlameNone(); /* what follows (reading the next batch) is the stream's */
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(batch_context);
 	return confirmed;

@@ -36,6 +36,10 @@ int64 ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char 
  * stream's progress.  Returns the changes it applied. */
 int64 FinishInFlight();
 
+/* The tables the failing remote call or decoding was about (0 when it was
+ * the stream's own statement: BEGIN, progress, COMMIT). */
+int BlamedTables(const Oid **relids);
+
 /* After a failure: forget the batch in flight (its outcome is read back
  * from the modern side) and every staged row. */
 void AbandonBatches();

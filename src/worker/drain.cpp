@@ -30,6 +30,7 @@
 #include "remote/connection.hpp"
 #include "shmem/shmem.hpp"
 #include "worker/apply.hpp"
+#include "worker/holds.hpp"
 #include "worker/shapes.hpp"
 #include "worker/stream.hpp"
 
@@ -48,6 +49,7 @@ extern "C" {
 namespace pgdw::worker {
 
 static MemoryContext round_context = nullptr;
+static uint64 round = 0; /* rounds run, for Stream::drained_round */
 static MemoryContext fetch_context = nullptr; /* the rows of the batch being read */
 
 /* Read the range (prev, cur] of one stream in commit order and apply it. */
@@ -165,18 +167,18 @@ RecordLocally()
 		if (s.server[0] == '\0' || s.unrecorded_failures == 0 || s.failures > 0)
 			continue;
 		/* Recovered: count the attempts that failed since the last write. */
-		Oid types[2] = {TEXTOID, INT8OID};
-		Datum values[2] = {CStringGetTextDatum(s.server), Int64GetDatum(s.unrecorded_failures)};
-		if (SPI_execute_with_args("UPDATE dualwrite._table_stats s SET failures = s.failures + $2 "
-		                          "FROM dualwrite.tables t WHERE t.tbl::oid = s.relid AND t.target_server = $1::name",
-		                          2, types, values, nullptr, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not record delivery failures");
+		CountFailures(&s, s.unrecorded_failures, nullptr);
 		s.unrecorded_failures = 0;
 		s.recorded_error[0] = '\0';
 	}
 	for (auto &s : streams) {
 		if (s.server[0] == '\0' || !s.dirty)
 			continue;
+		if (s.held_relid != InvalidOid) {
+			RecordHeldProgress(&s);
+			s.dirty = false;
+			continue;
+		}
 		Oid types[2] = {TEXTOID, TEXTOID};
 		Datum values[2] = {CStringGetTextDatum(s.server), CStringGetTextDatum(s.done_snapshot)};
 		if (SPI_execute_with_args("INSERT INTO dualwrite._progress (server, done_snapshot) VALUES ($1::name, "
@@ -228,16 +230,21 @@ DrainRound()
 		MemoryContext old = MemoryContextSwitchTo(round_context);
 		int n;
 		config::TableConfig **cfgs = config::LoadAll(&n);
+		LoadHolds();
 		LoadShapes(cfgs, n);
 		ResetApplyState(n);
 		MemoryContextSwitchTo(old);
+		ReleaseStaleHeldStreams();
+		round++;
 		result.has_tables = n > 0;
 		ApplyOptionChanges();
 		TimestampTz now = GetCurrentTimestamp();
 		for (auto &s : streams) {
 			if (s.server[0] == '\0')
 				continue;
-			bool used = false;
+			/* A server's stream also runs with all its tables held: they
+			 * rejoin it when both have delivered up to the same snapshot. */
+			bool used = s.held_relid == InvalidOid && ServerHasHolds(s.server);
 			for (auto &t : targets)
 				used = used || t.stream == &s;
 			if (!used)
@@ -248,12 +255,14 @@ DrainRound()
 			}
 			current_stream = &s;
 			result.applied += DrainStream(&s);
+			s.drained_round = round;
 			if (s.failures > 0) {
 				s.recovered_after = s.failures;
 				s.failures = 0;
 			}
 		}
 		current_stream = nullptr;
+		RejoinCaughtUp(round);
 		/* Test fault point: the remote commits are done, the local record
 		 * of them is not (the crash window the reconnect repairs). */
 		if (result.applied > 0 && shm::TakeFault("after_remote_commit"))

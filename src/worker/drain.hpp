@@ -46,6 +46,11 @@ const char *OnRoundFailure(ErrorData *edata, bool *connection_problem, int *atte
  * caller has aborted the failed one.  Raises on failure. */
 void RecordFailure(const char *server, const char *message);
 
+struct Stream;
+/* Count `count` failed attempts (and the message, if not NULL) on the
+ * tables stream `s` delivers.  Needs SPI and a transaction. */
+void CountFailures(const Stream *s, int64 count, const char *message);
+
 /* Name of the server whose delivery recovered in the last round, or NULL. */
 const char *TakeRecoveredServer(int *after_attempts);
 

@@ -8,6 +8,7 @@
 #include "worker/shapes.hpp"
 
 #include "boundary/boundary.hpp"
+#include "worker/holds.hpp"
 
 extern "C" {
 #include "catalog/pg_inherits.h"
@@ -38,7 +39,10 @@ LoadShapes(config::TableConfig **cfgs, int n)
 	for (int i = 0; i < n; i++) {
 		Target &t = targets[i];
 		t.cfg = cfgs[i];
-		t.stream = StreamFor(cfgs[i]->target_server);
+		const Hold *hold = FindHold(cfgs[i]->relid);
+		t.stream = hold == nullptr ? StreamFor(cfgs[i]->target_server)
+		                           : HeldStreamFor(hold->server, hold->relid, hold->hold_id, hold->done, hold->cur,
+		                                           hold->lsn, hold->txid, hold->seq);
 		if (t.stream->userid == InvalidOid)
 			t.stream->userid = get_role_oid(cfgs[i]->enabled_by, false);
 		pg_entry([&] {

@@ -28,22 +28,69 @@ Stream *current_stream = nullptr;
 static bool options_changed = false;
 static bool inval_registered = false;
 
+static Stream *
+FreeSlot(const char *server)
+{
+	for (auto &s : streams)
+		if (s.server[0] == '\0') {
+			memset(&s, 0, sizeof(Stream));
+			strlcpy(s.server, server, NAMEDATALEN);
+			return &s;
+		}
+	ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+	                errmsg("pg_dualwrite delivers at most %d streams (servers and held tables) per database",
+	                       kMaxStreams)));
+	pg_unreachable();
+}
+
 Stream *
 StreamFor(const char *server)
 {
-	Stream *free_slot = nullptr;
-	for (auto &s : streams) {
-		if (s.server[0] != '\0' && strcmp(s.server, server) == 0)
+	Stream *s = FindStream(server);
+	return s != nullptr ? s : FreeSlot(server);
+}
+
+Stream *
+HeldStreamFor(const char *server, Oid relid, int64 hold_id, const char *done, const char *cur, const char *lsn,
+              const char *txid, int seq)
+{
+	for (auto &s : streams)
+		if (s.server[0] != '\0' && s.held_relid == relid && s.hold_id == hold_id)
 			return &s;
-		if (s.server[0] == '\0' && free_slot == nullptr)
-			free_slot = &s;
-	}
-	if (free_slot == nullptr)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-		                errmsg("pg_dualwrite delivers to at most %d servers per database", kMaxStreams)));
-	memset(free_slot, 0, sizeof(Stream));
-	strlcpy(free_slot->server, server, NAMEDATALEN);
-	return free_slot;
+	Stream *s = FreeSlot(server);
+	s->held_relid = relid;
+	s->hold_id = hold_id;
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	s->start_done = pstrdup(done);
+	s->start_cur = cur != nullptr ? pstrdup(cur) : nullptr;
+	MemoryContextSwitchTo(old);
+	strlcpy(s->start_lsn, lsn != nullptr ? lsn : "0/0", sizeof(s->start_lsn));
+	strlcpy(s->start_txid, txid != nullptr ? txid : "0", sizeof(s->start_txid));
+	s->start_seq = seq;
+	return s;
+}
+
+void
+ReleaseStream(Stream *s)
+{
+	remote::Disconnect(s->conn);
+	for (char *p : {s->done_snapshot, s->cur_snapshot, s->start_done, s->start_cur})
+		if (p != nullptr)
+			pfree(p);
+	memset(s, 0, sizeof(Stream));
+}
+
+void
+WriteProgressNow(Stream *s)
+{
+	const char *origin = Origin(s);
+	const char *begin = BeginSql(s);
+	const char *sql = pg_string([&] {
+		return std::string(begin) +
+		       core::ProgressUpdateSql(origin, s->done_snapshot, s->done_snapshot, "0/0", "0", 0) + "; COMMIT";
+	});
+	remote::Exec(s->conn, sql);
+	s->version++;
 }
 
 void
@@ -142,7 +189,12 @@ EnsureConnected(Stream *s, const char *origin)
 	s->conn = remote::Connect(s->server, s->userid);
 	remote::KeepAcrossTransactions(s->conn);
 	s->conn_gen++;
-	remote::Exec(s->conn, pg_string([&] { return core::ProgressBootstrapSql(origin); }));
+	remote::Exec(s->conn, pg_string([&] {
+		if (s->held_relid == InvalidOid)
+			return core::ProgressBootstrapSql(origin);
+		return core::ProgressBootstrapSql(origin, s->start_done, s->start_cur != nullptr ? s->start_cur : "",
+		                                  s->start_lsn, s->start_txid, s->start_seq);
+	}));
 	PGresult *res = remote::Query(s->conn, pg_string([&] { return core::ProgressSelectSql(origin); }));
 	if (PQntuples(res) != 1) {
 		PQclear(res);
@@ -167,6 +219,9 @@ EnsureConnected(Stream *s, const char *origin)
 const char *
 Origin(const Stream *s)
 {
+	if (s->held_relid != InvalidOid)
+		return psprintf(UINT64_FORMAT ":%u:%s:%u:" INT64_FORMAT, GetSystemIdentifier(), MyDatabaseId, s->server,
+		                s->held_relid, s->hold_id);
 	return psprintf(UINT64_FORMAT ":%u:%s", GetSystemIdentifier(), MyDatabaseId, s->server);
 }
 
@@ -184,7 +239,7 @@ Stream *
 FindStream(const char *server)
 {
 	for (auto &s : streams)
-		if (s.server[0] != '\0' && strcmp(s.server, server) == 0)
+		if (s.server[0] != '\0' && s.held_relid == InvalidOid && strcmp(s.server, server) == 0)
 			return &s;
 	return nullptr;
 }

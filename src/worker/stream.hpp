@@ -18,8 +18,19 @@
 
 namespace pgdw::worker {
 
+/*
+ * A stream is either a server's main stream (held_relid invalid: every
+ * flagged table of that server that is not held) or a held table's own
+ * stream (see holds.hpp), whose modern-side row starts at `start_*`.
+ */
 struct Stream {
 	char server[NAMEDATALEN];
+	Oid held_relid;       /* InvalidOid: the server's main stream */
+	int64 hold_id;        /* names a held table's stream on the modern side */
+	char *start_done, *start_cur; /* TopMemoryContext: a held stream's first progress */
+	char start_lsn[32], start_txid[32];
+	int start_seq;
+	uint64 drained_round; /* the last round that drained it without failing */
 	Oid userid;           /* whose user mapping */
 	PGconn *conn;         /* kept across rounds; NULL after a failure */
 	uint32 conn_gen;      /* bumps on reconnect: temp staging tables are gone */
@@ -39,13 +50,26 @@ struct Stream {
 	TimestampTz recorded_at;    /* when */
 };
 
-constexpr int kMaxStreams = 16;
+/* Servers plus held tables of one database. */
+constexpr int kMaxStreams = 64;
 extern Stream streams[kMaxStreams];
 extern Stream *current_stream; /* the stream a failure belongs to */
 
-/* The stream of `server`, created if new; FindStream() does not create. */
+/* The main stream of `server`, created if new; FindStream() does not create. */
 Stream *StreamFor(const char *server);
 Stream *FindStream(const char *server);
+
+/* The stream of held table `relid` (hold `hold_id`), created if new with
+ * the given first progress. */
+Stream *HeldStreamFor(const char *server, Oid relid, int64 hold_id, const char *done, const char *cur,
+                      const char *lsn, const char *txid, int seq);
+
+/* Close and forget a stream (a held table that rejoined, or was disabled). */
+void ReleaseStream(Stream *s);
+
+/* Write the stream's in-memory progress to the modern side now, as an
+ * empty open range (done, done] (used when a held table rejoins). */
+void WriteProgressNow(Stream *s);
 
 /* Set the in-memory progress (strings copied to TopMemoryContext). */
 void SetProgress(Stream *s, const char *done, const char *cur, const char *lsn, const char *txid, int seq);

@@ -264,6 +264,17 @@ TEST(ApplySql, EveryColumnMentionIsQuoted)
 
 /* --------------------------------------------------------------- progress */
 
+TEST(ApplySql, ProgressBootstrapWithAFirstPosition)
+{
+	std::string closed = ProgressBootstrapSql("o:1", "10:12:11", "", "", "", 0);
+	EXPECT_NE(closed.find("CREATE TABLE IF NOT EXISTS _dualwrite.applied"), std::string::npos);
+	EXPECT_NE(closed.find("VALUES ('o:1', '10:12:11', NULL, NULL, NULL, NULL) ON CONFLICT (origin) DO NOTHING"),
+	          std::string::npos);
+	EXPECT_EQ(closed.find("'3:3:'"), std::string::npos);
+	std::string open = ProgressBootstrapSql("o:1", "10:12:11", "10:20:", "0/16B3748", "15", 3);
+	EXPECT_NE(open.find("VALUES ('o:1', '10:12:11', '10:20:', '0/16B3748', '15', 3) ON CONFLICT"), std::string::npos);
+}
+
 TEST(ApplySql, ProgressBootstrapCreatesTableAndOriginRow)
 {
 	EXPECT_EQ(ProgressBootstrapSql("o'1"),
