@@ -59,3 +59,16 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER ok1 OPTIONS (user 'nobody', password
 ALTER USER MAPPING FOR CURRENT_USER SERVER ok1 OPTIONS (ADD dbname 'x');
 -- Only superusers see a user mapping's options (the password).
 SELECT count(*) FROM pg_user_mappings WHERE srvname = 'ok1';
+
+-- A non-superuser delivering role must log in with the password of its user
+-- mapping: scram for dw_deliver over the local socket, trust for the rest
+-- (the suite's own connections).
+CREATE ROLE dw_deliver LOGIN PASSWORD 'dw_deliver_pw';
+DO $$
+BEGIN
+    EXECUTE format('COPY (VALUES (%L), (%L), (%L), (%L)) TO %L',
+                   'local all dw_deliver scram-sha-256', 'local all all trust',
+                   'host all all 127.0.0.1/32 trust', 'host all all ::1/128 trust',
+                   current_setting('hba_file'));
+END $$;
+SELECT pg_reload_conf();

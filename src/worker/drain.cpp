@@ -248,8 +248,13 @@ LoadShapes(config::TableConfig **cfgs, int n)
 		Target &t = targets[i];
 		t.cfg = cfgs[i];
 		t.stream = StreamFor(cfgs[i]->target_server);
-		if (t.stream->userid == InvalidOid)
-			t.stream->userid = get_role_oid(cfgs[i]->enabled_by, false);
+		/* The server's delivering role, read every round: a new one (or a
+		 * dropped one) reconnects, and Connect() fails this stream alone. */
+		if (t.stream->userid != cfgs[i]->deliver_as || !config::RoleExists(cfgs[i]->deliver_as)) {
+			remote::Disconnect(t.stream->conn);
+			t.stream->conn = nullptr;
+			t.stream->userid = cfgs[i]->deliver_as;
+		}
 		pg_entry([&] {
 			t.shape.schema = t.cfg->target_schema;
 			t.shape.table = t.cfg->target_name;
