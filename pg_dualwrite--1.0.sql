@@ -134,6 +134,18 @@ COMMENT ON FUNCTION dualwrite.set_delivery_role(name, regrole) IS
 REVOKE ALL ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name), dualwrite.disable(regclass),
     dualwrite.set_delivery_role(name, regrole) FROM PUBLIC;
 
+-- Preflight: one row per check, each run on its own (one failing check
+-- does not stop the others).  Superusers, or the delivering roles of
+-- dualwrite.servers once granted EXECUTE (they see their servers only).
+CREATE FUNCTION dualwrite.check(
+    OUT check_name text, OUT object text, OUT ok boolean, OUT severity text, OUT detail text, OUT hint text)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'dualwrite_check' LANGUAGE C
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.check() IS
+    'preflight: preload, workers, servers, user mappings and privileges on the modern side, target tables';
+REVOKE ALL ON FUNCTION dualwrite.check() FROM PUBLIC;
+
 ------------------------------------------------------------------------------
 -- Status
 ------------------------------------------------------------------------------
