@@ -1,6 +1,7 @@
 /*-------------------------------------------------------------------------
  * catalog.cpp
- *    dualwrite.tables access and delivery shapes (see catalog.hpp).
+ *    dualwrite.tables and dualwrite.servers access, delivery shapes (see
+ *    catalog.hpp).
  *
  * Plain PostgreSQL code: frames hold only trivially destructible locals.
  *

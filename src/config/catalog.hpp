@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  * catalog.hpp
- *    The flagged-table catalog (dualwrite.tables) and the shape of each
- *    table's delivery: which columns go where, which form the key.
+ *    The flagged-table catalog (dualwrite.tables), the delivering role of
+ *    each target server (dualwrite.servers), and the shape of each table's
+ *    delivery: which columns go where, which form the key, whose user
+ *    mapping ships it.
  *
  * All structures are palloc'd in the current memory context; functions
  * raise PostgreSQL errors.
