@@ -19,11 +19,26 @@ CREATE TABLE dualwrite.tables (
     target_server name        NOT NULL,
     target_table  text        NOT NULL,   -- "schema"."table" on the modern side
     column_map    jsonb,                  -- {"legacy_column": "modern_column" | null}
-    enabled_by    name        NOT NULL,   -- whose user mapping delivers
+    enabled_by    regrole     NOT NULL,   -- who called enable() (for the record)
     enabled_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 SELECT pg_catalog.pg_extension_config_dump('dualwrite.tables', '');
 COMMENT ON TABLE dualwrite.tables IS 'Tables whose changes pg_dualwrite captures (managed by dualwrite.enable/disable)';
+
+-- Who delivers to each target server: one role per server and database,
+-- whose user mapping every table of that server is shipped through.  Set
+-- by the first enable() onto the server (to the enabling role) or by
+-- dualwrite.set_delivery_role(); kept when tables are disabled.  An OID,
+-- not a name: renaming the role changes nothing, dropping it stops only
+-- this server's delivery, with an error that says so.
+CREATE TABLE dualwrite.servers (
+    server     name        PRIMARY KEY,
+    deliver_as regrole     NOT NULL,
+    set_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('dualwrite.servers', '');
+COMMENT ON TABLE dualwrite.servers IS 'The role whose user mapping delivers to each target server';
+REVOKE ALL ON dualwrite.tables, dualwrite.servers FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Outbox: three generations, appended to by the capture trigger (heap_insert,
@@ -133,7 +148,26 @@ CREATE FUNCTION dualwrite.disable(tbl regclass) RETURNS void
 COMMENT ON FUNCTION dualwrite.disable(regclass) IS
     'stop capturing a table; its undelivered changes are discarded';
 
-REVOKE ALL ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name), dualwrite.disable(regclass) FROM PUBLIC;
+CREATE FUNCTION dualwrite.set_delivery_role(server name, role regrole) RETURNS void
+    AS 'MODULE_PATHNAME', 'dualwrite_set_delivery_role' LANGUAGE C STRICT
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.set_delivery_role(name, regrole) IS
+    'choose the role whose user mapping delivers to a server (superuser; validated on the modern side first)';
+
+REVOKE ALL ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name), dualwrite.disable(regclass),
+    dualwrite.set_delivery_role(name, regrole) FROM PUBLIC;
+
+-- Preflight: one row per check, each run on its own (one failing check
+-- does not stop the others).  Superusers, or the delivering roles of
+-- dualwrite.servers once granted EXECUTE (they see their servers only).
+CREATE FUNCTION dualwrite.check(
+    OUT check_name text, OUT object text, OUT ok boolean, OUT severity text, OUT detail text, OUT hint text)
+RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'dualwrite_check' LANGUAGE C
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.check() IS
+    'preflight: preload, workers, servers, user mappings and privileges on the modern side, target tables';
+REVOKE ALL ON FUNCTION dualwrite.check() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Status

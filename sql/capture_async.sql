@@ -4,7 +4,9 @@
 --
 SET dualwrite.target_server = 'modern';
 SELECT dualwrite.enable('orders');
-SELECT tbl, mode, target_server, target_table, column_map, enabled_by = current_user AS by_me FROM dualwrite.tables;
+SELECT tbl, mode, target_server, target_table, column_map, enabled_by = current_user::regrole AS by_me FROM dualwrite.tables;
+-- the first enable() onto a server makes its caller the delivering role
+SELECT server, deliver_as = current_user::regrole AS delivers_as_me FROM dualwrite.servers;
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'orders'::regclass ORDER BY 1;
 SELECT dualwrite.enable('orders');
 

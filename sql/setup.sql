@@ -78,3 +78,15 @@ BEGIN
         RAISE WARNING 'poll_until: still false after % s: %', timeout_s, query;
     END IF;
 END $$;
+-- A non-superuser delivering role must log in with the password of its user
+-- mapping: scram for dw_deliver over the local socket, trust for the rest
+-- (the suite's own connections).
+CREATE ROLE dw_deliver LOGIN PASSWORD 'dw_deliver_pw';
+DO $$
+BEGIN
+    EXECUTE format('COPY (VALUES (%L), (%L), (%L), (%L)) TO %L',
+                   'local all dw_deliver scram-sha-256', 'local all all trust',
+                   'host all all 127.0.0.1/32 trust', 'host all all ::1/128 trust',
+                   current_setting('hba_file'));
+END $$;
+SELECT pg_reload_conf();

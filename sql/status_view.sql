@@ -34,6 +34,6 @@ BEGIN
                    current_setting('port'), split_part(current_setting('unix_socket_directories'), ',', 1));
 END $$;
 SELECT dualwrite.wait_for_delivery('60s') AS delivered_after_recovery;
-SELECT table_name, queued, lag, catch_up_eta, last_error FROM dualwrite.status WHERE table_name = 'orders'::regclass;
+SELECT table_name, queued, lag, catch_up_eta, last_error, last_error_at FROM dualwrite.status WHERE table_name = 'orders'::regclass;
 SELECT id, customer, amount FROM modern.orders WHERE id > 8000 ORDER BY id;
 SELECT state IN ('idle', 'running') AS worker_recovered FROM dualwrite.workers WHERE datname = current_database();

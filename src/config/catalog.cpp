@@ -1,6 +1,7 @@
 /*-------------------------------------------------------------------------
  * catalog.cpp
- *    dualwrite.tables access and delivery shapes (see catalog.hpp).
+ *    dualwrite.tables and dualwrite.servers access, delivery shapes (see
+ *    catalog.hpp).
  *
  * Plain PostgreSQL code: frames hold only trivially destructible locals.
  *
@@ -13,6 +14,7 @@ extern "C" {
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "nodes/bitmapset.h"
+#include "storage/lmgr.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/varlena.h"
@@ -162,17 +164,17 @@ IsEnabled(Oid relid)
 void
 InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *column_map)
 {
-	Oid types[6] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID};
+	Oid types[6] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, OIDOID};
 	Datum values[6] = {ObjectIdGetDatum(relid),
 	                   CStringGetTextDatum(mode),
 	                   CStringGetTextDatum(cfg->target_server),
 	                   CStringGetTextDatum(cfg->target_display),
 	                   column_map != nullptr ? JsonbPGetDatum(column_map) : (Datum) 0,
-	                   CStringGetTextDatum(GetUserNameFromId(GetUserId(), false))};
+	                   ObjectIdGetDatum(GetUserId())};
 	char nulls[6] = {' ', ' ', ' ', ' ', column_map != nullptr ? ' ' : 'n', ' '};
 	SPI_connect();
 	if (SPI_execute_with_args("INSERT INTO dualwrite.tables (tbl, mode, target_server, target_table, column_map, "
-	                          "enabled_by) VALUES ($1::regclass, $2, $3::name, $4, $5, $6::name)",
+	                          "enabled_by) VALUES ($1::regclass, $2, $3::name, $4, $5, $6::regrole)",
 	                          6, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record table in dualwrite.tables");
 	SpiWithOid("INSERT INTO dualwrite._table_stats (relid) VALUES ($1) ON CONFLICT (relid) DO UPDATE SET "
@@ -252,8 +254,10 @@ TableConfig **
 LoadAll(int *count)
 {
 	SPI_connect();
-	if (SPI_execute("SELECT tbl::oid, target_server::text, target_table, column_map, enabled_by::text "
-	                "FROM dualwrite.tables ORDER BY 1",
+	/* The delivering role is the server's, whoever enabled the table. */
+	if (SPI_execute("SELECT t.tbl::oid, t.target_server::text, t.target_table, t.column_map, s.deliver_as::oid "
+	                "FROM dualwrite.tables t LEFT JOIN dualwrite.servers s "
+	                "ON s.server OPERATOR(pg_catalog.=) t.target_server ORDER BY 1",
 	                true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read dualwrite.tables");
 	int n = static_cast<int>(SPI_processed);
@@ -261,7 +265,7 @@ LoadAll(int *count)
 	Oid *relids = static_cast<Oid *>(SPI_palloc(sizeof(Oid) * (n + 1)));
 	char **servers = static_cast<char **>(SPI_palloc(sizeof(char *) * (n + 1)));
 	char **targets = static_cast<char **>(SPI_palloc(sizeof(char *) * (n + 1)));
-	char **owners = static_cast<char **>(SPI_palloc(sizeof(char *) * (n + 1)));
+	Oid *delivers = static_cast<Oid *>(SPI_palloc(sizeof(Oid) * (n + 1)));
 	Jsonb **maps = static_cast<Jsonb **>(SPI_palloc(sizeof(Jsonb *) * (n + 1)));
 	for (int i = 0; i < n; i++) {
 		HeapTuple t = SPI_tuptable->vals[i];
@@ -273,9 +277,8 @@ LoadAll(int *count)
 		char *target = SPI_getvalue(t, d, 3);
 		targets[i] = static_cast<char *>(SPI_palloc(strlen(target) + 1));
 		strcpy(targets[i], target);
-		char *owner = SPI_getvalue(t, d, 5);
-		owners[i] = static_cast<char *>(SPI_palloc(strlen(owner) + 1));
-		strcpy(owners[i], owner);
+		Datum deliver = SPI_getbinval(t, d, 5, &isnull);
+		delivers[i] = isnull ? InvalidOid : DatumGetObjectId(deliver);
 		Datum map = SPI_getbinval(t, d, 4, &isnull);
 		maps[i] = nullptr;
 		if (!isnull) {
@@ -294,11 +297,82 @@ LoadAll(int *count)
 		if (rel == nullptr)
 			continue;
 		all[kept] = BuildTableConfig(rel, servers[i], targets[i], maps[i]);
-		all[kept++]->enabled_by = owners[i];
+		all[kept++]->deliver_as = delivers[i];
 		table_close(rel, NoLock);
 	}
 	*count = kept;
 	return all;
+}
+
+Oid
+DeliveringRole(const char *server)
+{
+	Oid types[1] = {TEXTOID};
+	Datum values[1] = {CStringGetTextDatum(server)};
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT deliver_as::oid FROM dualwrite.servers WHERE server = $1::name", 1, types,
+	                          values, nullptr, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read dualwrite.servers");
+	Oid role = InvalidOid;
+	if (SPI_processed > 0) {
+		bool isnull;
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		role = isnull ? InvalidOid : DatumGetObjectId(d);
+	}
+	SPI_finish();
+	return role;
+}
+
+void
+SetDeliveringRole(const char *server, Oid role)
+{
+	Oid types[2] = {TEXTOID, OIDOID};
+	Datum values[2] = {CStringGetTextDatum(server), ObjectIdGetDatum(role)};
+	SPI_connect();
+	if (SPI_execute_with_args("INSERT INTO dualwrite.servers (server, deliver_as) VALUES ($1::name, $2::regrole) "
+	                          "ON CONFLICT (server) DO UPDATE SET deliver_as = EXCLUDED.deliver_as, "
+	                          "set_at = pg_catalog.now()",
+	                          2, types, values, nullptr, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the delivering role in dualwrite.servers");
+	SPI_finish();
+}
+
+bool
+ServerInUse(const char *server)
+{
+	Oid types[1] = {TEXTOID};
+	Datum values[1] = {CStringGetTextDatum(server)};
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM dualwrite.tables WHERE target_server = $1::name", 1, types, values,
+	                          nullptr, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read dualwrite.tables");
+	bool used = SPI_processed > 0;
+	SPI_finish();
+	return used;
+}
+
+bool
+RoleExists(Oid role)
+{
+	return OidIsValid(role) && SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role));
+}
+
+const char *
+RoleDisplay(Oid role)
+{
+	char *name = OidIsValid(role) ? GetUserNameFromId(role, true) : nullptr;
+	return name != nullptr ? name : psprintf("role with OID %u", role);
+}
+
+void
+LockServers()
+{
+	Oid nsp = get_namespace_oid("dualwrite", false);
+	Oid rel = get_relname_relid("servers", nsp);
+	if (!OidIsValid(rel))
+		elog(ERROR, "relation dualwrite.servers is missing");
+	/* Self-exclusive, and compatible with the worker's reads. */
+	LockRelationOid(rel, ShareRowExclusiveLock);
 }
 
 } // namespace pgdw::config

@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  * catalog.hpp
- *    The flagged-table catalog (dualwrite.tables) and the shape of each
- *    table's delivery: which columns go where, which form the key.
+ *    The flagged-table catalog (dualwrite.tables), the delivering role of
+ *    each target server (dualwrite.servers), and the shape of each table's
+ *    delivery: which columns go where, which form the key, whose user
+ *    mapping ships it.
  *
  * All structures are palloc'd in the current memory context; functions
  * raise PostgreSQL errors.
@@ -37,7 +39,8 @@ struct TableConfig {
 	const char *target_schema;
 	const char *target_name;
 	const char *target_display; /* schema.name, quoted as needed */
-	const char *enabled_by;     /* role whose user mapping is used */
+	Oid deliver_as;             /* dualwrite.servers: whose user mapping delivers
+	                             * (InvalidOid if the server has no row) */
 	int ncolumns;
 	ColumnConfig *columns;      /* sent columns, in attnum order */
 };
@@ -61,5 +64,29 @@ void DropCaptureTriggers(Relation rel);
 
 /* Every flagged table's configuration (relations are opened with AccessShareLock). */
 TableConfig **LoadAll(int *count);
+
+/*
+ * The delivering role of `server` from dualwrite.servers: InvalidOid if it
+ * has no row.  The OID may name a role dropped since (see RoleExists).
+ */
+Oid DeliveringRole(const char *server);
+
+/* Record (insert or replace) the delivering role of `server`. */
+void SetDeliveringRole(const char *server, Oid role);
+
+/* Does dualwrite.tables send any table to `server`? */
+bool ServerInUse(const char *server);
+
+/* Does a role with this OID exist (InvalidOid: no)? */
+bool RoleExists(Oid role);
+
+/* The role's name, or "role with OID n" once it was dropped (for messages). */
+const char *RoleDisplay(Oid role);
+
+/*
+ * Serialise enable() and set_delivery_role(): the first enable() onto a
+ * server decides its delivering role, so two of them must not race.
+ */
+void LockServers();
 
 } // namespace pgdw::config

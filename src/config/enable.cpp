@@ -1,24 +1,27 @@
 /*-------------------------------------------------------------------------
  * enable.cpp
  *    dualwrite.enable() and dualwrite.disable(): flag a table after
- *    validating it against its modern target, and unflag it.
+ *    validating it against its modern target, and unflag it;
+ *    dualwrite.set_delivery_role(): choose whose user mapping delivers.
  *
  * enable() checks everything before it changes anything, and all of its
- * changes (catalog row, triggers) are in the caller's transaction: a
- * failed check leaves no trace.  It connects to the modern side to check
- * that the target table, its columns, their types and a unique key exist.
+ * changes (catalog rows, triggers) are in the caller's transaction: a
+ * failed check leaves no trace.  It connects to the modern side through
+ * the user mapping of the server's delivering role (dualwrite.servers; the
+ * caller for the first table of a server) and checks, with check.cpp,
+ * that the target table, its columns, their types and a unique key exist
+ * and that the delivering role has the privileges delivery needs there.
  *
  * These functions hold only trivially destructible locals and call
- * PostgreSQL directly; the only C++ code (the type rule of core/) runs
- * inside its own pg_entry() and calls no PostgreSQL function.
+ * PostgreSQL directly.
  *
  * IDENTIFICATION  src/config/enable.cpp
  *-------------------------------------------------------------------------
  */
 #include "boundary/boundary.hpp"
 #include "config/catalog.hpp"
+#include "config/check.hpp"
 #include "config/guc.hpp"
-#include "core/typecompat.hpp"
 #include "remote/connection.hpp"
 #include "shmem/shmem.hpp"
 
@@ -28,21 +31,13 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "catalog/pg_foreign_server.h"
 #include "nodes/bitmapset.h"
+#include "utils/acl.h"
 #include "utils/jsonb.h"
 #include "utils/regproc.h"
 #include "utils/varlena.h"
 }
 
 namespace pgdw::config {
-
-/* The core type rule, behind its own boundary (it allocates std::strings). */
-static bool
-Compatible(const char *legacy_name, char legacy_cat, const char *modern_name, char modern_cat)
-{
-	return pg_entry([&] {
-		return core::TypesCompatible(core::ColumnType{legacy_name, legacy_cat}, core::ColumnType{modern_name, modern_cat});
-	});
-}
 
 /* The table must be an ordinary or partitioned, permanent, user table. */
 static void
@@ -71,117 +66,41 @@ CheckRelation(Relation rel)
 		                        "NOT NULL columns.")));
 }
 
-/* Run a remote catalog query; caller PQclears. */
-static PGresult *
-RemoteQuery(PGconn *conn, const char *fmt, const char *a, const char *b)
+/*
+ * Who delivers the tables of `server`: its role in dualwrite.servers, or the
+ * caller if it has none yet (the caller then becomes it).  A non-superuser
+ * may not send a table to a server that delivers as a role whose
+ * privileges it does not have: the table would ship under another role's
+ * credentials.  Call with LockServers() held.
+ */
+static Oid
+ChooseDeliveringRole(const char *server, const char *table, bool *is_new)
 {
-	char *sql = psprintf(fmt, a, b);
-	PGresult *res = remote::Query(conn, sql);
-	pfree(sql);
-	return res;
+	Oid role = DeliveringRole(server);
+	/* A dropped role that delivers nothing is stale: replace it. */
+	if (OidIsValid(role) && !RoleExists(role) && !ServerInUse(server))
+		role = InvalidOid;
+	*is_new = !OidIsValid(role);
+	if (*is_new)
+		return GetUserId();
+	if (!superuser() && (!RoleExists(role) || !has_privs_of_role(GetUserId(), role)))
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("server \"%s\" delivers as role \"%s\"", server, RoleDisplay(role)),
+		                errdetail("Every table of a server is delivered through the user mapping of one role; table "
+		                          "\"%s\" would be shipped under the credentials of \"%s\".",
+		                          table, RoleDisplay(role)),
+		                errhint("Have role \"%s\" or a superuser enable the table, or send it to another server with "
+		                        "target_server => '...'.",
+		                        RoleDisplay(role))));
+	return role;
 }
 
-/* Check the modern side of one table; raise the first problem found. */
+/* Everything delivery needs on the modern side that is not per table. */
 static void
-CheckTarget(Relation rel, const TableConfig *cfg, PGconn *conn)
+CheckServerPrivileges(const char *server, PGconn *conn)
 {
-	const char *target = cfg->target_display;
-	PGresult *res = RemoteQuery(conn,
-	                            "SELECT c.oid, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-	                            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-	                            quote_literal_cstr(cfg->target_schema), quote_literal_cstr(cfg->target_name));
-	int found = PQntuples(res);
-	char *target_oid = found > 0 ? pstrdup(PQgetvalue(res, 0, 0)) : nullptr;
-	char relkind = found > 0 ? PQgetvalue(res, 0, 1)[0] : '\0';
-	PQclear(res);
-	if (found == 0)
-		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-		                errmsg("target table %s does not exist on server \"%s\"", target, cfg->target_server),
-		                errhint("Create it in the modern database with the same columns and primary key, or pass "
-		                        "target_table => 'schema.table'.")));
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
-		                errmsg("target %s on server \"%s\" is not a table", target, cfg->target_server)));
-
-	res = RemoteQuery(conn,
-	                  "SELECT a.attname, bt.typname, bt.typcategory, a.attgenerated <> '', "
-	                  "pg_catalog.format_type(a.atttypid, a.atttypmod) "
-	                  "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-	                  "JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype "
-	                  "ELSE t.oid END WHERE a.attrelid = %s%s AND a.attnum > 0 AND NOT a.attisdropped",
-	                  target_oid, "");
-	int nremote = PQntuples(res);
-	for (int i = 0; i < cfg->ncolumns; i++) {
-		const ColumnConfig *col = &cfg->columns[i];
-		int match = -1;
-		for (int r = 0; r < nremote && match < 0; r++)
-			if (strcmp(PQgetvalue(res, r, 0), col->modern_name) == 0)
-				match = r;
-		if (match < 0) {
-			PQclear(res);
-			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-			                errmsg("column \"%s\" of table \"%s\" is missing on the modern side", col->modern_name,
-			                       RelationGetRelationName(rel)),
-			                errdetail("Target table %s on server \"%s\" has no column \"%s\".", target,
-			                          cfg->target_server, col->modern_name),
-			                errhint("Add the column to the modern table, or map it with column_map => "
-			                        "'{\"%s\": \"other_column\"}' (null leaves it out).",
-			                        col->legacy_name)));
-		}
-		bool generated = PQgetvalue(res, match, 3)[0] == 't';
-		char *mtype = pstrdup(PQgetvalue(res, match, 1));
-		char *mdisplay = pstrdup(PQgetvalue(res, match, 4));
-		char mcat = PQgetvalue(res, match, 2)[0];
-		if (generated) {
-			PQclear(res);
-			ereport(ERROR, (errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
-			                errmsg("column \"%s\" of target table %s is a generated column", col->modern_name, target),
-			                errhint("Leave it out with column_map => '{\"%s\": null}'.", col->legacy_name)));
-		}
-		if (!Compatible(col->type_name, col->type_category, mtype, mcat)) {
-			PQclear(res);
-			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-			                errmsg("column \"%s\" of table \"%s\" has type %s, but modern column \"%s\" has type %s",
-			                       col->legacy_name, RelationGetRelationName(rel), col->type_display, col->modern_name,
-			                       mdisplay),
-			                errdetail("Values travel as text; the modern type must read the legacy type's output "
-			                          "without changing its meaning.")));
-		}
-	}
-	PQclear(res);
-
-	/* ON CONFLICT needs a unique index on exactly the key's columns. */
-	res = RemoteQuery(conn,
-	                  "SELECT i.indexrelid, a.attname FROM pg_catalog.pg_index i "
-	                  "CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) AS k(attnum) "
-	                  "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
-	                  "WHERE i.indrelid = %s%s AND i.indisunique AND i.indimmediate AND i.indisvalid "
-	                  "AND i.indpred IS NULL AND i.indexprs IS NULL ORDER BY 1",
-	                  target_oid, "");
-	int nkey = 0;
-	for (int i = 0; i < cfg->ncolumns; i++)
-		nkey += cfg->columns[i].is_key ? 1 : 0;
-	bool key_ok = false;
-	for (int r = 0; r < PQntuples(res) && !key_ok;) {
-		const char *index = PQgetvalue(res, r, 0);
-		int width = 0, matched = 0;
-		for (; r < PQntuples(res) && strcmp(PQgetvalue(res, r, 0), index) == 0; r++) {
-			width++;
-			for (int i = 0; i < cfg->ncolumns; i++)
-				if (cfg->columns[i].is_key && strcmp(cfg->columns[i].modern_name, PQgetvalue(res, r, 1)) == 0)
-					matched++;
-		}
-		key_ok = width == nkey && matched == nkey;
-	}
-	PQclear(res);
-	if (!key_ok)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-		                errmsg("target table %s has no primary key or unique index on the key of \"%s\"", target,
-		                       RelationGetRelationName(rel)),
-		                errdetail("Changes are applied by key: the modern table needs a unique index on exactly the "
-		                          "columns of the legacy primary key (%s).",
-		                          KeyColumnList(cfg)),
-		                errhint("Add the primary key to the modern table.")));
+	CheckTempPrivilege(server, conn);
+	CheckProgressPrivilege(server, conn);
 }
 
 static Datum
@@ -220,14 +139,62 @@ Enable(FunctionCallInfo fcinfo)
 		                errmsg("table \"%s\" is already enabled for dual write", RelationGetRelationName(rel)),
 		                errhint("Call dualwrite.disable() first to change its settings.")));
 
+	LockServers();
+	bool new_role;
+	Oid deliver_as = ChooseDeliveringRole(server, RelationGetRelationName(rel), &new_role);
+
 	TableConfig *cfg = BuildTableConfig(rel, server, target_table, column_map);
-	PGconn *conn = remote::Connect(server, GetUserId()); /* closed at transaction end */
-	CheckTarget(rel, cfg, conn);
+	cfg->deliver_as = deliver_as;
+	/* Validated as it will be delivered: through the delivering role's mapping. */
+	PGconn *conn = remote::Connect(server, deliver_as); /* closed at transaction end */
+	CheckTarget(RelationGetRelationName(rel), cfg, conn);
+	CheckTargetPrivileges(cfg, conn);
+	CheckServerPrivileges(server, conn);
 	remote::Disconnect(conn);
 
+	if (new_role)
+		SetDeliveringRole(server, deliver_as);
 	InsertTableRow(relid, mode, cfg, column_map);
 	CreateCaptureTriggers(rel);
 	table_close(rel, NoLock);
+	shm::WakeLauncher();
+	PG_RETURN_VOID();
+}
+
+/*
+ * dualwrite.set_delivery_role(server, role): deliver every table of the
+ * server through `role`'s user mapping from the worker's next round on.
+ * Superuser only (it chooses whose credentials ship the rows).  The
+ * modern side is validated through that mapping first, for every table of
+ * the server, so a mistake does not stop delivery.
+ */
+static Datum
+SetDeliveryRole(FunctionCallInfo fcinfo)
+{
+	const char *server = NameStr(*PG_GETARG_NAME(0));
+	Oid role = PG_GETARG_OID(1);
+	if (!superuser())
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("permission denied to set the delivering role of server \"%s\"", server),
+		                errdetail("Only superusers choose whose user mapping delivers the changes.")));
+	if (GetForeignServerByName(server, true) == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("server \"%s\" does not exist", server)));
+	if (!RoleExists(role))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("role with OID %u does not exist", role)));
+
+	LockServers();
+	PGconn *conn = remote::Connect(server, role); /* closed at transaction end */
+	CheckServerPrivileges(server, conn);
+	int n;
+	TableConfig **cfgs = LoadAll(&n);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(cfgs[i]->target_server, server) != 0)
+			continue;
+		CheckTarget(get_rel_name(cfgs[i]->relid), cfgs[i], conn);
+		CheckTargetPrivileges(cfgs[i], conn);
+	}
+	remote::Disconnect(conn);
+	SetDeliveringRole(server, role);
 	shm::WakeLauncher();
 	PG_RETURN_VOID();
 }
@@ -257,6 +224,13 @@ extern "C" {
 PG_FUNCTION_INFO_V1(dualwrite_enable);
 PG_FUNCTION_INFO_V1(dualwrite_disable);
 PG_FUNCTION_INFO_V1(dualwrite_fdw_validator);
+PG_FUNCTION_INFO_V1(dualwrite_set_delivery_role);
+
+PGDLLEXPORT Datum
+dualwrite_set_delivery_role(PG_FUNCTION_ARGS)
+{
+	return pgdw::pg_entry([&] { return pgdw::config::SetDeliveryRole(fcinfo); });
+}
 
 PGDLLEXPORT Datum
 dualwrite_enable(PG_FUNCTION_ARGS)

@@ -21,6 +21,7 @@ extern "C" {
 #include "mb/pg_wchar.h"
 #include "storage/fd.h"
 #include "utils/elog.h"
+#include "utils/syscache.h"
 }
 
 namespace pgdw::remote {
@@ -237,7 +238,9 @@ RaiseRemoteError(PGconn *conn, PGresult *res, const char *sql)
 	/* The SQL we send holds identifiers and snapshots, never row data. */
 	char sqlbuf[200];
 	strlcpy(sqlbuf, sql != nullptr ? sql : "", sizeof(sqlbuf));
-	ereport(ERROR, (errcode(code), errmsg_internal("%s", primary),
+	/* Say where it happened: "permission denied for table orders" alone
+	 * reads like a local problem. */
+	ereport(ERROR, (errcode(code), errmsg_internal("modern server \"%s\": %s", ServerName(conn), primary),
 	                detail != nullptr ? errdetail_internal("%s", detail) : 0,
 	                hint != nullptr ? errhint("%s", hint) : 0,
 	                context != nullptr ? errcontext("%s", context) : 0,
@@ -453,10 +456,70 @@ HasOption(const char **keywords, int n, const char *name)
 	return false;
 }
 
-PGconn *
-Connect(const char *servername, Oid userid)
+void
+CheckRole(const char *servername, Oid userid)
+{
+	/* The delivering role is stored as an OID: a dropped role must fail this
+	 * server's delivery with an error that says so, nothing else. */
+	if (!OidIsValid(userid))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("server \"%s\" has no delivering role", servername),
+		                errdetail("dualwrite.servers has no row for it."),
+		                errhint("A superuser can choose one with SELECT dualwrite.set_delivery_role(%s, 'role').",
+		                        quote_literal_cstr(servername))));
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(userid)))
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("the delivering role of server \"%s\" does not exist", servername),
+		                errdetail("dualwrite.servers names the role with OID %u, which was dropped.", userid),
+		                errhint("A superuser can choose another with SELECT dualwrite.set_delivery_role(%s, 'role'); "
+		                        "the changes stay queued meanwhile.",
+		                        quote_literal_cstr(servername))));
+}
+
+void
+CheckUserMapping(const char *servername, Oid userid)
 {
 	ForeignServer *server = GetForeignServerByName(servername, false);
+	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(userid), ObjectIdGetDatum(server->serverid)) ||
+	    SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid), ObjectIdGetDatum(server->serverid)))
+		return;
+	const char *role = GetUserNameFromId(userid, false);
+	ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+	                errmsg("no user mapping for role \"%s\" on server \"%s\"", role, servername),
+	                errdetail("Role \"%s\" delivers to server \"%s\" through its user mapping (or PUBLIC's).", role,
+	                          servername),
+	                errhint("Create one with CREATE USER MAPPING FOR %s SERVER %s OPTIONS (user '...', password "
+	                        "'...').",
+	                        quote_identifier(role), quote_identifier(servername))));
+}
+
+void
+SetReplicaRole(PGconn *conn)
+{
+	const char *servername = ServerName(conn);
+	const char *role_sql = "SET session_replication_role = replica";
+	Send(conn, role_sql);
+	PGresult *failed = CollectResults(conn, role_sql);
+	if (failed == nullptr)
+		return;
+	const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
+	if (state == nullptr || strcmp(state, "42501") != 0)
+		RaiseRemoteError(conn, failed, role_sql);
+	PQclear(failed);
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+	                errmsg("the role of the user mapping for server \"%s\" may not set session_replication_role "
+	                       "on the modern database",
+	                       servername),
+	                errdetail("pg_dualwrite applies changes in replica mode so that they are not captured again."),
+	                errhint("On the modern database run GRANT SET ON PARAMETER session_replication_role TO "
+	                        "that role, or map to a superuser.")));
+}
+
+PGconn *
+Connect(const char *servername, Oid userid, int max_timeout_s, bool replica)
+{
+	ForeignServer *server = GetForeignServerByName(servername, false);
+	CheckRole(servername, userid);
+	CheckUserMapping(servername, userid);
 	UserMapping *mapping = GetUserMapping(userid, server->serverid);
 
 	constexpr int kMax = 64;
@@ -478,6 +541,8 @@ Connect(const char *servername, Oid userid)
 	for (int i = 0; i < n; i++)
 		if (strcmp(keywords[i], "connect_timeout") == 0)
 			timeout_s = strtol(values[i], nullptr, 10);
+	if (max_timeout_s > 0 && (timeout_s <= 0 || timeout_s > max_timeout_s))
+		timeout_s = max_timeout_s;
 	if (!HasOption(keywords, n, "connect_timeout")) {
 		snprintf(timeout_buf, sizeof(timeout_buf), "%ld", timeout_s);
 		keywords[n] = "connect_timeout";
@@ -554,23 +619,8 @@ Connect(const char *servername, Oid userid)
 	 */
 	Exec(conn, "SET search_path = pg_catalog, pg_temp; SET DateStyle = ISO; SET IntervalStyle = postgres; "
 	           "SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET bytea_output = hex");
-	const char *role_sql = "SET session_replication_role = replica";
-	Send(conn, role_sql);
-	PGresult *failed = CollectResults(conn, role_sql);
-	if (failed != nullptr) {
-		const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
-		bool denied = state != nullptr && strcmp(state, "42501") == 0;
-		PQclear(failed);
-		if (denied)
-			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			                errmsg("the role of the user mapping for server \"%s\" may not set session_replication_role "
-			                       "on the modern database",
-			                       servername),
-			                errdetail("pg_dualwrite applies changes in replica mode so that they are not captured again."),
-			                errhint("On the modern database run GRANT SET ON PARAMETER session_replication_role TO "
-			                        "that role, or map to a superuser.")));
-		RaiseRemoteError(conn, nullptr, role_sql);
-	}
+	if (replica)
+		SetReplicaRole(conn);
 	return conn;
 }
 

@@ -26,12 +26,24 @@ namespace pgdw::remote {
 /*
  * Connect to foreign server `servername` with the user mapping of `userid`
  * (or PUBLIC).  Raises a clear error (with libpq's reason, never the
- * connection string) on failure.  The session is pinned: search_path,
- * DateStyle, IntervalStyle, extra_float_digits, TimeZone and
- * session_replication_role = replica (so a pg_dualwrite on the modern side
- * does not capture what we apply: no loops).
+ * connection string) on failure, also when `userid` names no role (a
+ * dropped delivering role) or has no user mapping.  The session is pinned:
+ * search_path, DateStyle, IntervalStyle, extra_float_digits, TimeZone and,
+ * if `replica`, session_replication_role = replica (so a pg_dualwrite on
+ * the modern side does not capture what we apply: no loops).
+ * max_timeout_s > 0 caps the connection timeout (dualwrite.check()).
  */
-PGconn *Connect(const char *servername, Oid userid);
+PGconn *Connect(const char *servername, Oid userid, int max_timeout_s = 0, bool replica = true);
+
+/* The role exists (a clear error if it was dropped, or is InvalidOid). */
+void CheckRole(const char *servername, Oid userid);
+
+/* The role, or PUBLIC, has a user mapping for the server (clear error if not). */
+void CheckUserMapping(const char *servername, Oid userid);
+
+/* SET session_replication_role = replica; a clear error with a GRANT hint
+ * if the modern role may not. */
+void SetReplicaRole(PGconn *conn);
 
 /* Close the connection at the end of the current transaction (commit or abort). */
 void OwnByTransaction(PGconn *conn);

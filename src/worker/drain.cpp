@@ -197,7 +197,7 @@ RecordLocally()
 		if (SPI_execute_with_args("INSERT INTO dualwrite._table_stats (relid, applied, last_applied_at) VALUES "
 		                          "($1, $2, pg_catalog.now()) ON CONFLICT (relid) DO UPDATE SET applied = "
 		                          "dualwrite._table_stats.applied + EXCLUDED.applied, last_applied_at = "
-		                          "EXCLUDED.last_applied_at, last_error = NULL",
+		                          "EXCLUDED.last_applied_at, last_error = NULL, last_error_at = NULL",
 		                          2, types, values, nullptr, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record counters");
 		t.applied = 0;

@@ -8,6 +8,7 @@
 #include "worker/shapes.hpp"
 
 #include "boundary/boundary.hpp"
+#include "remote/connection.hpp"
 #include "worker/holds.hpp"
 
 extern "C" {
@@ -43,8 +44,14 @@ LoadShapes(config::TableConfig **cfgs, int n)
 		t.stream = hold == nullptr ? StreamFor(cfgs[i]->target_server)
 		                           : HeldStreamFor(hold->server, hold->relid, hold->hold_id, hold->done, hold->cur,
 		                                           hold->lsn, hold->txid, hold->seq);
-		if (t.stream->userid == InvalidOid)
-			t.stream->userid = get_role_oid(cfgs[i]->enabled_by, false);
+		/* The server's delivering role, read every round: a new one (or a
+		 * dropped one) reconnects, and Connect() fails this stream alone. */
+		if (t.stream->userid != cfgs[i]->deliver_as || !config::RoleExists(cfgs[i]->deliver_as)) {
+			remote::Disconnect(t.stream->conn);
+			t.stream->conn = nullptr;
+			t.stream->progress_known = false;
+			t.stream->userid = cfgs[i]->deliver_as;
+		}
 		pg_entry([&] {
 			t.shape.schema = t.cfg->target_schema;
 			t.shape.table = t.cfg->target_name;

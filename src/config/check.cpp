@@ -1,0 +1,654 @@
+/*-------------------------------------------------------------------------
+ * check.cpp
+ *    Modern-side validation (see check.hpp) and dualwrite.check(), the
+ *    preflight that reports every check as a row.
+ *
+ * dualwrite.check() runs each check in an internal subtransaction, the
+ * way PL/pgSQL runs a block with an EXCEPTION clause: an error rolls the
+ * subtransaction back and becomes the row's detail and hint, and the next
+ * check runs.  Query cancel is not swallowed: it is raised again.  Remote
+ * connections survive a subtransaction rollback (they belong to the top
+ * transaction, see remote::OwnByTransaction) and are closed when the
+ * server's checks are done.
+ *
+ * Plain PostgreSQL code: frames hold only trivially destructible locals
+ * (the type rule of core/ runs behind its own pg_entry()).
+ *
+ * IDENTIFICATION  src/config/check.cpp
+ *-------------------------------------------------------------------------
+ */
+#include "config/check.hpp"
+
+#include "boundary/boundary.hpp"
+#include "config/guc.hpp"
+#include "core/typecompat.hpp"
+#include "remote/connection.hpp"
+#include "shmem/shmem.hpp"
+
+extern "C" {
+#include "catalog/pg_class.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "storage/procarray.h"
+#include "utils/acl.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+}
+
+namespace pgdw::config {
+
+/* dualwrite.check() gives up on a connection attempt after this long. */
+constexpr int kCheckConnectTimeoutS = 5;
+
+/* The privileges every target table needs, in GRANT order. */
+static const char *const kTablePrivileges = "ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']";
+
+/* The core type rule, behind its own boundary (it allocates std::strings). */
+static bool
+Compatible(const char *legacy_name, char legacy_cat, const char *modern_name, char modern_cat)
+{
+	return pg_entry([&] {
+		return core::TypesCompatible(core::ColumnType{legacy_name, legacy_cat}, core::ColumnType{modern_name, modern_cat});
+	});
+}
+
+/* Run a remote catalog query; caller PQclears. */
+static PGresult *
+RemoteQuery(PGconn *conn, const char *fmt, const char *a, const char *b)
+{
+	char *sql = psprintf(fmt, a, b);
+	PGresult *res = remote::Query(conn, sql);
+	pfree(sql);
+	return res;
+}
+
+[[noreturn]] static void
+RaiseNoTarget(const TableConfig *cfg)
+{
+	ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+	                errmsg("target table %s does not exist on server \"%s\"", cfg->target_display, cfg->target_server),
+	                errhint("Create it in the modern database with the same columns and primary key, or pass "
+	                        "target_table => 'schema.table'.")));
+	pg_unreachable();
+}
+
+void
+CheckTarget(const char *legacy_name, const TableConfig *cfg, PGconn *conn)
+{
+	const char *target = cfg->target_display;
+	PGresult *res = RemoteQuery(conn,
+	                            "SELECT c.oid, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+	                            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+	                            quote_literal_cstr(cfg->target_schema), quote_literal_cstr(cfg->target_name));
+	int found = PQntuples(res);
+	char *target_oid = found > 0 ? pstrdup(PQgetvalue(res, 0, 0)) : nullptr;
+	char relkind = found > 0 ? PQgetvalue(res, 0, 1)[0] : '\0';
+	PQclear(res);
+	if (found == 0)
+		RaiseNoTarget(cfg);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+		                errmsg("target %s on server \"%s\" is not a table", target, cfg->target_server)));
+
+	res = RemoteQuery(conn,
+	                  "SELECT a.attname, bt.typname, bt.typcategory, a.attgenerated <> '', "
+	                  "pg_catalog.format_type(a.atttypid, a.atttypmod) "
+	                  "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+	                  "JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype "
+	                  "ELSE t.oid END WHERE a.attrelid = %s%s AND a.attnum > 0 AND NOT a.attisdropped",
+	                  target_oid, "");
+	int nremote = PQntuples(res);
+	for (int i = 0; i < cfg->ncolumns; i++) {
+		const ColumnConfig *col = &cfg->columns[i];
+		int match = -1;
+		for (int r = 0; r < nremote && match < 0; r++)
+			if (strcmp(PQgetvalue(res, r, 0), col->modern_name) == 0)
+				match = r;
+		if (match < 0) {
+			PQclear(res);
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+			                errmsg("column \"%s\" of table \"%s\" is missing on the modern side", col->modern_name,
+			                       legacy_name),
+			                errdetail("Target table %s on server \"%s\" has no column \"%s\".", target,
+			                          cfg->target_server, col->modern_name),
+			                errhint("Add the column to the modern table, or map it with column_map => "
+			                        "'{\"%s\": \"other_column\"}' (null leaves it out).",
+			                        col->legacy_name)));
+		}
+		bool generated = PQgetvalue(res, match, 3)[0] == 't';
+		char *mtype = pstrdup(PQgetvalue(res, match, 1));
+		char *mdisplay = pstrdup(PQgetvalue(res, match, 4));
+		char mcat = PQgetvalue(res, match, 2)[0];
+		if (generated) {
+			PQclear(res);
+			ereport(ERROR, (errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
+			                errmsg("column \"%s\" of target table %s is a generated column", col->modern_name, target),
+			                errhint("Leave it out with column_map => '{\"%s\": null}'.", col->legacy_name)));
+		}
+		if (!Compatible(col->type_name, col->type_category, mtype, mcat)) {
+			PQclear(res);
+			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+			                errmsg("column \"%s\" of table \"%s\" has type %s, but modern column \"%s\" has type %s",
+			                       col->legacy_name, legacy_name, col->type_display, col->modern_name, mdisplay),
+			                errdetail("Values travel as text; the modern type must read the legacy type's output "
+			                          "without changing its meaning.")));
+		}
+	}
+	PQclear(res);
+
+	/* ON CONFLICT needs a unique index on exactly the key's columns. */
+	res = RemoteQuery(conn,
+	                  "SELECT i.indexrelid, a.attname FROM pg_catalog.pg_index i "
+	                  "CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) AS k(attnum) "
+	                  "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+	                  "WHERE i.indrelid = %s%s AND i.indisunique AND i.indimmediate AND i.indisvalid "
+	                  "AND i.indpred IS NULL AND i.indexprs IS NULL ORDER BY 1",
+	                  target_oid, "");
+	int nkey = 0;
+	for (int i = 0; i < cfg->ncolumns; i++)
+		nkey += cfg->columns[i].is_key ? 1 : 0;
+	bool key_ok = false;
+	for (int r = 0; r < PQntuples(res) && !key_ok;) {
+		const char *index = PQgetvalue(res, r, 0);
+		int width = 0, matched = 0;
+		for (; r < PQntuples(res) && strcmp(PQgetvalue(res, r, 0), index) == 0; r++) {
+			width++;
+			for (int i = 0; i < cfg->ncolumns; i++)
+				if (cfg->columns[i].is_key && strcmp(cfg->columns[i].modern_name, PQgetvalue(res, r, 1)) == 0)
+					matched++;
+		}
+		key_ok = width == nkey && matched == nkey;
+	}
+	PQclear(res);
+	if (!key_ok)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+		                errmsg("target table %s has no primary key or unique index on the key of \"%s\"", target,
+		                       legacy_name),
+		                errdetail("Changes are applied by key: the modern table needs a unique index on exactly the "
+		                          "columns of the legacy primary key (%s).",
+		                          KeyColumnList(cfg)),
+		                errhint("Add the primary key to the modern table.")));
+}
+
+/* "GRANT ... TO role;" hints name the modern role, quoted. */
+static const char *
+RemoteUser(PGconn *conn)
+{
+	PGresult *res = remote::Query(conn, "SELECT pg_catalog.quote_ident(current_user::text)");
+	char *user = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return user;
+}
+
+void
+CheckTargetPrivileges(const TableConfig *cfg, PGconn *conn)
+{
+	const char *sql =
+	    psprintf("SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE'), "
+	             "(SELECT pg_catalog.string_agg(p, ', ' ORDER BY o) FROM pg_catalog.unnest(%s) WITH ORDINALITY "
+	             "AS u(p, o) WHERE NOT pg_catalog.has_table_privilege(c.oid, p)), "
+	             "pg_catalog.quote_ident(current_user::text) "
+	             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	             "WHERE n.nspname = %s AND c.relname = %s",
+	             kTablePrivileges, quote_literal_cstr(cfg->target_schema), quote_literal_cstr(cfg->target_name));
+	PGresult *res = remote::Query(conn, sql);
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		RaiseNoTarget(cfg);
+	}
+	bool usage = PQgetvalue(res, 0, 0)[0] == 't';
+	char *missing = PQgetisnull(res, 0, 1) ? nullptr : pstrdup(PQgetvalue(res, 0, 1));
+	char *user = pstrdup(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	if (!usage)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("modern role %s may not use schema %s on server \"%s\"", user,
+		                       quote_identifier(cfg->target_schema), cfg->target_server),
+		                errdetail("Target table %s is in that schema.", cfg->target_display),
+		                errhint("On the modern database run: GRANT USAGE ON SCHEMA %s TO %s;",
+		                        quote_identifier(cfg->target_schema), user)));
+	if (missing != nullptr)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("modern role %s lacks %s on target table %s on server \"%s\"", user, missing,
+		                       cfg->target_display, cfg->target_server),
+		                errdetail("Delivery needs SELECT, INSERT, UPDATE, DELETE and TRUNCATE on every target table."),
+		                errhint("On the modern database run: GRANT %s ON %s TO %s;", missing, cfg->target_display,
+		                        user)));
+}
+
+void
+CheckTempPrivilege(const char *server, PGconn *conn)
+{
+	PGresult *res = remote::Query(conn, "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), "
+	                                    "'TEMPORARY'), pg_catalog.quote_ident(pg_catalog.current_database()::text), "
+	                                    "pg_catalog.quote_ident(current_user::text)");
+	bool ok = PQgetvalue(res, 0, 0)[0] == 't';
+	char *db = pstrdup(PQgetvalue(res, 0, 1));
+	char *user = pstrdup(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	if (!ok)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("modern role %s may not create temporary tables on server \"%s\"", user, server),
+		                errdetail("Each batch is staged in a temporary table on the modern side."),
+		                errhint("On the modern database run: GRANT TEMPORARY ON DATABASE %s TO %s;", db, user)));
+}
+
+void
+CheckProgressPrivilege(const char *server, PGconn *conn)
+{
+	/*
+	 * What the bootstrap the worker runs at every connection needs:
+	 * CREATE SCHEMA IF NOT EXISTS checks CREATE on the database even when
+	 * the schema exists, CREATE TABLE IF NOT EXISTS checks CREATE on the
+	 * schema, and ALTER TABLE ... ADD COLUMN IF NOT EXISTS needs ownership.
+	 */
+	PGresult *res = remote::Query(
+	    conn, "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'), "
+	          "n.oid IS NULL OR (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
+	          "pg_catalog.has_schema_privilege(n.oid, 'CREATE')), "
+	          "c.oid IS NULL OR pg_catalog.pg_has_role(c.relowner, 'USAGE'), "
+	          "pg_catalog.quote_ident(pg_catalog.current_database()::text), pg_catalog.quote_ident(current_user::text) "
+	          "FROM (SELECT 1) AS one "
+	          "LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = '_dualwrite' "
+	          "LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'applied'");
+	bool db_create = PQgetvalue(res, 0, 0)[0] == 't';
+	bool schema_ok = PQgetvalue(res, 0, 1)[0] == 't';
+	bool owner_ok = PQgetvalue(res, 0, 2)[0] == 't';
+	char *db = pstrdup(PQgetvalue(res, 0, 3));
+	char *user = pstrdup(PQgetvalue(res, 0, 4));
+	PQclear(res);
+	if (!db_create)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("modern role %s may not create the progress table on server \"%s\"", user, server),
+		                errdetail("The worker keeps its progress in _dualwrite.applied and runs CREATE SCHEMA IF NOT "
+		                          "EXISTS _dualwrite when it connects, which needs CREATE on the database."),
+		                errhint("On the modern database run: GRANT CREATE ON DATABASE %s TO %s;", db, user)));
+	if (!schema_ok)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("modern role %s may not use schema _dualwrite on server \"%s\"", user, server),
+		                errdetail("The worker keeps its progress in _dualwrite.applied."),
+		                errhint("On the modern database run: GRANT USAGE, CREATE ON SCHEMA _dualwrite TO %s;", user)));
+	if (!owner_ok)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("modern role %s does not own the progress table _dualwrite.applied on server \"%s\"",
+		                       user, server),
+		                errdetail("The worker upgrades the table when it connects, which needs ownership."),
+		                errhint("On the modern database run: ALTER TABLE _dualwrite.applied OWNER TO %s;", user)));
+}
+
+/* ---------------------------------------------------------------- dualwrite.check() */
+
+/*
+ * Run fn(arg) in an internal subtransaction.  Returns NULL if it succeeded,
+ * else its error, copied into the caller's memory context (the
+ * subtransaction is rolled back).  A query cancel is raised again.
+ */
+static ErrorData *
+RunIsolatedImpl(void (*fn)(void *), void *arg)
+{
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData *volatile edata = nullptr;
+	BeginInternalSubTransaction(nullptr);
+	MemoryContextSwitchTo(context); /* results outlive the subtransaction */
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(context);
+	CurrentResourceOwner = owner;
+	if (edata != nullptr && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(edata);
+	return edata;
+}
+
+template <typename F>
+static ErrorData *
+RunIsolated(F &&f)
+{
+	using Fn = std::remove_reference_t<F>;
+	return RunIsolatedImpl([](void *a) { (*static_cast<Fn *>(a))(); }, static_cast<void *>(&f));
+}
+
+/* Where the rows go. */
+struct Out {
+	ReturnSetInfo *rsinfo;
+};
+
+static void
+AddRow(Out *out, const char *check, const char *object, bool ok, const char *severity, const char *detail,
+       const char *hint)
+{
+	Datum values[6];
+	bool nulls[6] = {false, object == nullptr, false, false, detail == nullptr, hint == nullptr};
+	values[0] = CStringGetTextDatum(check);
+	values[1] = object != nullptr ? CStringGetTextDatum(object) : (Datum) 0;
+	values[2] = BoolGetDatum(ok);
+	values[3] = CStringGetTextDatum(severity);
+	values[4] = detail != nullptr ? CStringGetTextDatum(detail) : (Datum) 0;
+	values[5] = hint != nullptr ? CStringGetTextDatum(hint) : (Datum) 0;
+	tuplestore_putvalues(out->rsinfo->setResult, out->rsinfo->setDesc, values, nulls);
+}
+
+static const char *
+ErrorText(const ErrorData *e)
+{
+	return e->detail != nullptr ? psprintf("%s. %s", e->message, e->detail) : pstrdup(e->message);
+}
+
+/*
+ * One check: fn() raises the problem or returns the detail of a pass.  Adds
+ * the row and returns whether the check passed.
+ */
+template <typename F>
+static bool
+Check(Out *out, const char *check, const char *object, const char *severity, F &&fn)
+{
+	const char *detail = nullptr;
+	ErrorData *e = RunIsolated([&] { detail = fn(); });
+	if (e == nullptr)
+		AddRow(out, check, object, true, severity, detail, nullptr);
+	else
+		AddRow(out, check, object, false, severity, ErrorText(e), e->hint);
+	return e == nullptr;
+}
+
+/* A check that could not run because an earlier one failed. */
+static void
+NotChecked(Out *out, const char *check, const char *object, const char *why)
+{
+	AddRow(out, check, object, false, "error", psprintf("not checked: %s", why), nullptr);
+}
+
+/* The running checks of this cluster and database: preload, launcher, worker. */
+static void
+CheckProcesses(Out *out)
+{
+	shm::Shared *shared = shm::Get();
+	if (shared == nullptr) {
+		AddRow(out, "library preloaded", "pg_dualwrite", false, "error",
+		       "pg_dualwrite is not in shared_preload_libraries: no worker delivers the captured changes",
+		       "Add pg_dualwrite to shared_preload_libraries in postgresql.conf and restart the server.");
+		NotChecked(out, "launcher running", nullptr, "the library is not preloaded");
+		NotChecked(out, "worker running", get_database_name(MyDatabaseId), "the library is not preloaded");
+		return;
+	}
+	AddRow(out, "library preloaded", "pg_dualwrite", true, "error", "shared memory of pg_dualwrite is present",
+	       nullptr);
+
+	LWLockAcquire(shared->lock, LW_SHARED);
+	pid_t launcher = shared->launcher_pid;
+	LWLockRelease(shared->lock);
+	bool launcher_alive = launcher != 0 && BackendPidGetProc(launcher) != nullptr;
+	AddRow(out, "launcher running", nullptr, launcher_alive, "error",
+	       launcher_alive ? "the pg_dualwrite launcher is running" : "no pg_dualwrite launcher process is running",
+	       launcher_alive ? nullptr
+	                      : "See the server log for why it stopped; it is restarted by the postmaster "
+	                        "(check max_worker_processes).");
+
+	shm::DbSlot *slot = shm::SlotFor(MyDatabaseId, false);
+	pid_t pid = 0;
+	int state = shm::kStateFree;
+	if (slot != nullptr) {
+		LWLockAcquire(shared->lock, LW_SHARED);
+		pid = slot->pid;
+		state = slot->state;
+		LWLockRelease(shared->lock);
+	}
+	bool worker_alive = pid != 0 && BackendPidGetProc(pid) != nullptr;
+	AddRow(out, "worker running", get_database_name(MyDatabaseId), worker_alive, "error",
+	       worker_alive ? psprintf("the delivery worker of this database is %s", shm::StateName(state))
+	                    : "no delivery worker runs for this database",
+	       worker_alive ? nullptr
+	                    : "The launcher starts it within seconds of CREATE EXTENSION; see the server log "
+	                      "(max_worker_processes, at most 64 databases).");
+}
+
+/* A server option's value, or nullptr. */
+static const char *
+Option(List *options, const char *name)
+{
+	ListCell *lc;
+	foreach (lc, options) {
+		DefElem *def = static_cast<DefElem *>(lfirst(lc));
+		if (strcmp(def->defname, name) == 0)
+			return defGetString(def);
+	}
+	return nullptr;
+}
+
+/*
+ * Is a password sent over TCP without SSL being required?  Fills the row of
+ * the warning; returns false when there is no password to protect (or it
+ * travels over a Unix-domain socket), so no row is due.
+ */
+static bool
+CheckEncryption(const char *server, Oid role, bool *ok, const char **detail, const char **hint)
+{
+	ForeignServer *fs = GetForeignServerByName(server, false);
+	UserMapping *um = GetUserMapping(role, fs->serverid);
+	if (Option(um->options, "password") == nullptr)
+		return false; /* certificates, or a superuser's trust */
+	const char *host = Option(fs->options, "host");
+	if (Option(fs->options, "hostaddr") == nullptr && host != nullptr && (host[0] == '/' || host[0] == '@') &&
+	    strchr(host, ',') == nullptr)
+		return false; /* a Unix-domain socket never crosses the network */
+	const char *sslmode = Option(fs->options, "sslmode");
+	*ok = sslmode != nullptr && (strcmp(sslmode, "require") == 0 || strcmp(sslmode, "verify-ca") == 0 ||
+	                             strcmp(sslmode, "verify-full") == 0);
+	if (*ok) {
+		*detail = psprintf("sslmode is %s", sslmode);
+		return true;
+	}
+	*detail = psprintf("the user mapping sends a password, but server \"%s\" does not require SSL (sslmode %s): "
+	                   "the password and the rows can cross the network unencrypted",
+	                   server, sslmode != nullptr ? quote_literal_cstr(sslmode) : "not set: libpq's default is prefer");
+	*hint = psprintf("Run ALTER SERVER %s OPTIONS (%s sslmode 'verify-full'), with sslrootcert naming the CA of the "
+	                 "modern server.",
+	                 quote_identifier(server), sslmode != nullptr ? "SET" : "ADD");
+	return true;
+}
+
+/* One row of dualwrite.servers. */
+struct ServerRow {
+	char *server;
+	Oid deliver_as;
+};
+
+/* Every row of dualwrite.servers (names sorted). */
+static ServerRow *
+ReadServers(int *count)
+{
+	SPI_connect();
+	if (SPI_execute("SELECT server::text, deliver_as::oid FROM dualwrite.servers ORDER BY 1", true, 0) !=
+	    SPI_OK_SELECT)
+		elog(ERROR, "could not read dualwrite.servers");
+	int n = static_cast<int>(SPI_processed);
+	ServerRow *rows = static_cast<ServerRow *>(SPI_palloc(sizeof(ServerRow) * (n + 1)));
+	for (int i = 0; i < n; i++) {
+		bool isnull;
+		char *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		rows[i].server = static_cast<char *>(SPI_palloc(strlen(name) + 1));
+		strcpy(rows[i].server, name);
+		rows[i].deliver_as =
+		    DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_finish();
+	*count = n;
+	return rows;
+}
+
+static Oid
+RowRole(const ServerRow *rows, int n, const char *server)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(rows[i].server, server) == 0)
+			return rows[i].deliver_as;
+	return InvalidOid;
+}
+
+static int
+CompareNames(const void *a, const void *b)
+{
+	return strcmp(*static_cast<const char *const *>(a), *static_cast<const char *const *>(b));
+}
+
+/* The checks of one server and of the flagged tables it receives. */
+static void
+CheckServer(Out *out, const char *server, Oid row_role, TableConfig **cfgs, int ncfgs)
+{
+	bool exists = Check(out, "server", server, "error", [&]() -> const char * {
+		ForeignServer *fs = GetForeignServerByName(server, true);
+		if (fs == nullptr)
+			ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("server \"%s\" does not exist", server),
+			                errhint("Create it with CREATE SERVER %s FOREIGN DATA WRAPPER dualwrite OPTIONS (host "
+			                        "'...', port '...', dbname '...') and a USER MAPPING for it.",
+			                        quote_identifier(server))));
+		return psprintf("foreign server of wrapper %s", quote_identifier(GetForeignDataWrapper(fs->fdwid)->fdwname));
+	});
+	/* Not set yet: the next enable() would make its caller deliver. */
+	Oid role = OidIsValid(row_role) ? row_role : GetUserId();
+	bool role_ok = exists && Check(out, "delivering role", server, "error", [&]() -> const char * {
+		remote::CheckRole(server, role);
+		if (!OidIsValid(row_role))
+			return psprintf("not set yet: the first enable() onto this server makes its caller deliver (you: %s)",
+			                quote_identifier(GetUserNameFromId(role, false)));
+		return psprintf("delivers as role %s", quote_identifier(GetUserNameFromId(role, false)));
+	});
+	bool mapping_ok = role_ok && Check(out, "user mapping", server, "error", [&]() -> const char * {
+		remote::CheckUserMapping(server, role);
+		ForeignServer *fs = GetForeignServerByName(server, false);
+		bool own = SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(role), ObjectIdGetDatum(fs->serverid));
+		return own ? psprintf("user mapping for role %s", quote_identifier(GetUserNameFromId(role, false)))
+		           : pstrdup("the PUBLIC user mapping");
+	});
+	if (mapping_ok) {
+		bool due = false, ok = false;
+		const char *detail = nullptr, *hint = nullptr;
+		ErrorData *e = RunIsolated([&] { due = CheckEncryption(server, role, &ok, &detail, &hint); });
+		if (e != nullptr)
+			AddRow(out, "encrypted connection", server, false, "warning", ErrorText(e), e->hint);
+		else if (due)
+			AddRow(out, "encrypted connection", server, ok, "warning", detail, hint);
+	}
+
+	PGconn *conn = nullptr;
+	bool reachable = mapping_ok && Check(out, "reachable", server, "error", [&]() -> const char * {
+		conn = remote::Connect(server, role, kCheckConnectTimeoutS, false);
+		return psprintf("connected as modern role %s", RemoteUser(conn));
+	});
+	if (reachable) {
+		Check(out, "session_replication_role", server, "error", [&]() -> const char * {
+			remote::SetReplicaRole(conn);
+			return "the modern role may set session_replication_role = replica";
+		});
+		Check(out, "temporary tables", server, "error", [&]() -> const char * {
+			CheckTempPrivilege(server, conn);
+			return "the modern role may create the staging tables";
+		});
+		Check(out, "progress table", server, "error", [&]() -> const char * {
+			CheckProgressPrivilege(server, conn);
+			return "the modern role may create and update _dualwrite.applied";
+		});
+	}
+
+	for (int i = 0; i < ncfgs; i++) {
+		const TableConfig *cfg = cfgs[i];
+		if (strcmp(cfg->target_server, server) != 0)
+			continue;
+		const char *legacy = get_rel_name(cfg->relid);
+		const char *object = DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(cfg->relid)));
+		if (!reachable) {
+			const char *why = psprintf("server \"%s\" could not be used", server);
+			NotChecked(out, "target table", object, why);
+			NotChecked(out, "target privileges", object, why);
+			continue;
+		}
+		bool target_ok = Check(out, "target table", object, "error", [&]() -> const char * {
+			CheckTarget(legacy, cfg, conn);
+			return psprintf("%s on server \"%s\" has the sent columns, compatible types and the key",
+			                cfg->target_display, server);
+		});
+		if (!target_ok) {
+			NotChecked(out, "target privileges", object, "the target table check failed");
+			continue;
+		}
+		Check(out, "target privileges", object, "error", [&]() -> const char * {
+			CheckTargetPrivileges(cfg, conn);
+			return "SELECT, INSERT, UPDATE, DELETE and TRUNCATE granted";
+		});
+	}
+	remote::Disconnect(conn);
+}
+
+static Datum
+CheckAll(FunctionCallInfo fcinfo)
+{
+	InitMaterializedSRF(fcinfo, 0);
+	Out out = {reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo)};
+
+	int nrows;
+	ServerRow *rows = ReadServers(&nrows);
+	/* Superusers, or a delivering role: it sees its own servers only. */
+	bool su = superuser();
+	bool delivering = false;
+	for (int i = 0; i < nrows && !su; i++)
+		delivering = delivering || (RoleExists(rows[i].deliver_as) && has_privs_of_role(GetUserId(), rows[i].deliver_as));
+	if (!su && !delivering)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("permission denied for function check"),
+		                errdetail("Only superusers and the delivering roles of dualwrite.servers may run the "
+		                          "preflight: it connects with their user mappings.")));
+
+	CheckProcesses(&out);
+
+	int ncfgs = 0;
+	TableConfig **cfgs = nullptr;
+	Check(&out, "catalog", "dualwrite.tables", "error", [&]() -> const char * {
+		cfgs = LoadAll(&ncfgs);
+		return psprintf("%d flagged table%s", ncfgs, ncfgs == 1 ? "" : "s");
+	});
+
+	/* Servers in use, and the default one (a preflight before enable()). */
+	const char **servers = static_cast<const char **>(palloc0(sizeof(char *) * (ncfgs + 2)));
+	int nservers = 0;
+	auto add = [&](const char *name) {
+		for (int i = 0; i < nservers; i++)
+			if (strcmp(servers[i], name) == 0)
+				return;
+		servers[nservers++] = name;
+	};
+	for (int i = 0; i < ncfgs; i++)
+		add(cfgs[i]->target_server);
+	if (guc::target_server != nullptr && guc::target_server[0] != '\0')
+		add(pstrdup(guc::target_server));
+	qsort(servers, nservers, sizeof(char *), CompareNames);
+
+	for (int s = 0; s < nservers; s++) {
+		Oid row_role = RowRole(rows, nrows, servers[s]);
+		if (!su && !(RoleExists(row_role) && has_privs_of_role(GetUserId(), row_role)))
+			continue; /* another role's server */
+		CheckServer(&out, servers[s], row_role, cfgs, ncfgs);
+	}
+	return (Datum) 0;
+}
+
+} // namespace pgdw::config
+
+extern "C" {
+PG_FUNCTION_INFO_V1(dualwrite_check);
+
+PGDLLEXPORT Datum
+dualwrite_check(PG_FUNCTION_ARGS)
+{
+	return pgdw::pg_entry([&] { return pgdw::config::CheckAll(fcinfo); });
+}
+}
