@@ -181,6 +181,10 @@ RETURNS SETOF record
 
 CREATE FUNCTION dualwrite._wake() RETURNS void
     AS 'MODULE_PATHNAME', 'dualwrite_wake' LANGUAGE C;
+-- Worker states carry remote error texts, which can hold row values: no
+-- access for PUBLIC, and a non-superuser granted EXECUTE (to read
+-- dualwrite.status / dualwrite.workers) sees its own database's row only.
+REVOKE ALL ON FUNCTION dualwrite._worker_info(), dualwrite._wake() FROM PUBLIC;
 
 -- Every captured change not yet applied on its modern server (committed
 -- changes only: MVCC hides aborted and in-progress ones).
@@ -335,6 +339,7 @@ CREATE EVENT TRIGGER dualwrite_table_rewrite ON table_rewrite EXECUTE FUNCTION d
 -- they end; capture rotates around it meanwhile).
 CREATE FUNCTION dualwrite._capture_generation() RETURNS integer
     AS 'MODULE_PATHNAME', 'dualwrite_capture_generation' LANGUAGE C;
+REVOKE ALL ON FUNCTION dualwrite._capture_generation() FROM PUBLIC;
 CREATE VIEW dualwrite.outbox AS
 SELECT g.gen AS generation,
        g.gen OPERATOR(pg_catalog.=) dualwrite._capture_generation() AS is_current,

@@ -130,7 +130,7 @@ ApplyTruncateSql(const std::vector<const TargetShape *> &targets)
 }
 
 std::string
-ProgressBootstrapSql(const std::string &origin)
+ProgressSchemaSql()
 {
 	/* Text columns: the modern side may be any PostgreSQL-protocol server. */
 	return "CREATE SCHEMA IF NOT EXISTS _dualwrite; "
@@ -139,26 +139,52 @@ ProgressBootstrapSql(const std::string &origin)
 	       "pos_lsn text, pos_txid text, pos_seq integer, version bigint NOT NULL DEFAULT 0, "
 	       "applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()); "
 	       /* a progress table made by an earlier build has no version yet */
-	       "ALTER TABLE _dualwrite.applied ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0; "
-	       "INSERT INTO _dualwrite.applied (origin, done_snapshot) VALUES (" +
-	       QuoteLiteral(origin) + ", '3:3:') ON CONFLICT (origin) DO NOTHING";
+	       "ALTER TABLE _dualwrite.applied ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0";
+}
+
+std::string
+ProgressOwnerCheckSql()
+{
+	return "SELECT pg_catalog.pg_get_userbyid(n.nspowner), pg_catalog.pg_get_userbyid(c.relowner), "
+	       "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid), "
+	       "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid), "
+	       "c.relkind::text, current_user "
+	       "FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid "
+	       "WHERE n.nspname = '_dualwrite' AND c.relname = 'applied'";
+}
+
+std::string
+ProgressRowSql(const std::string &origin)
+{
+	return "INSERT INTO _dualwrite.applied (origin, done_snapshot) VALUES (" + QuoteLiteral(origin) +
+	       ", '3:3:') ON CONFLICT (origin) DO NOTHING";
+}
+
+std::string
+ProgressRowSql(const std::string &origin, const std::string &done_snapshot, const std::string &cur_snapshot,
+               const std::string &pos_lsn, const std::string &pos_txid, int pos_seq)
+{
+	bool open_range = !cur_snapshot.empty();
+	return "INSERT INTO _dualwrite.applied (origin, done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq) "
+	       "VALUES (" +
+	       QuoteLiteral(origin) + ", " + QuoteLiteral(done_snapshot) + ", " +
+	       (open_range ? QuoteLiteral(cur_snapshot) + ", " + QuoteLiteral(pos_lsn) + ", " + QuoteLiteral(pos_txid) +
+	                         ", " + std::to_string(pos_seq)
+	                   : std::string("NULL, NULL, NULL, NULL")) +
+	       ") ON CONFLICT (origin) DO NOTHING";
+}
+
+std::string
+ProgressBootstrapSql(const std::string &origin)
+{
+	return ProgressSchemaSql() + "; " + ProgressRowSql(origin);
 }
 
 std::string
 ProgressBootstrapSql(const std::string &origin, const std::string &done_snapshot, const std::string &cur_snapshot,
                      const std::string &pos_lsn, const std::string &pos_txid, int pos_seq)
 {
-	std::string sql = ProgressBootstrapSql(origin);
-	/* Replace the default first row by the given one. */
-	sql.resize(sql.rfind("INSERT INTO"));
-	bool open_range = !cur_snapshot.empty();
-	return sql + "INSERT INTO _dualwrite.applied (origin, done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq) "
-	             "VALUES (" +
-	       QuoteLiteral(origin) + ", " + QuoteLiteral(done_snapshot) + ", " +
-	       (open_range ? QuoteLiteral(cur_snapshot) + ", " + QuoteLiteral(pos_lsn) + ", " + QuoteLiteral(pos_txid) +
-	                         ", " + std::to_string(pos_seq)
-	                   : std::string("NULL, NULL, NULL, NULL")) +
-	       ") ON CONFLICT (origin) DO NOTHING";
+	return ProgressSchemaSql() + "; " + ProgressRowSql(origin, done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq);
 }
 
 std::string

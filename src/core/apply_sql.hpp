@@ -62,7 +62,22 @@ std::string ApplyTruncateSql(const TargetShape &t);
  * truncated: tables referencing each other can only go together). */
 std::string ApplyTruncateSql(const std::vector<const TargetShape *> &targets);
 
-/* Bootstrap of the remote progress table and of this origin's row (idempotent). */
+/* The remote progress table (idempotent DDL). */
+std::string ProgressSchemaSql();
+
+/* One row: owners of schema _dualwrite and of _dualwrite.applied, their
+ * trigger and rule counts, relkind and current_user.  The worker checks it
+ * before it writes there: an object someone else created first must not
+ * be adopted (its owner could run code as the delivering role). */
+std::string ProgressOwnerCheckSql();
+
+/* This origin's row, if missing (default first progress, or the given one). */
+std::string ProgressRowSql(const std::string &origin);
+std::string ProgressRowSql(const std::string &origin, const std::string &done_snapshot,
+                           const std::string &cur_snapshot, const std::string &pos_lsn,
+                           const std::string &pos_txid, int pos_seq);
+
+/* Schema and row in one string (idempotent). */
 std::string ProgressBootstrapSql(const std::string &origin);
 
 /* The same, with the row's first progress given (a held table's stream

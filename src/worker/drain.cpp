@@ -37,6 +37,7 @@
 extern "C" {
 #include "access/transam.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "catalog/pg_inherits.h"
 #include "commands/extension.h"
 #include "utils/acl.h"
@@ -51,6 +52,23 @@ namespace pgdw::worker {
 static MemoryContext round_context = nullptr;
 static uint64 round = 0; /* rounds run, for Stream::drained_round */
 static MemoryContext fetch_context = nullptr; /* the rows of the batch being read */
+
+/*
+ * The end of the WAL inserted so far.  GetXLogInsertRecPtr() points past
+ * the header of a page that holds no record yet, and flushing there fails
+ * ("xlog flush request ... is not satisfied"): step back over the header,
+ * to where the last record ended.
+ */
+static XLogRecPtr
+InsertedUpTo()
+{
+	XLogRecPtr ptr = GetXLogInsertRecPtr();
+	if (XLogSegmentOffset(ptr, wal_segment_size) == SizeOfXLogLongPHD)
+		return ptr - SizeOfXLogLongPHD;
+	if (ptr % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return ptr - SizeOfXLogShortPHD;
+	return ptr;
+}
 
 /* Read the range (prev, cur] of one stream in commit order and apply it. */
 static int64
@@ -81,7 +99,7 @@ DrainRange(Stream *s)
 	 * point, so flushing WAL up to the current insert position makes the
 	 * whole range durable.  (Cheap: a no-op when nothing new was written.)
 	 */
-	XLogFlush(GetXLogInsertRecPtr());
+	XLogFlush(InsertedUpTo());
 
 	outbox::RangeSpec spec;
 	spec.relids = relids;

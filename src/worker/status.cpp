@@ -36,6 +36,9 @@ WorkerInfo(FunctionCallInfo fcinfo)
 		shm::DbSlot *s = &copy[i];
 		if (s->dboid == InvalidOid || s->state == shm::kStateNoExtension)
 			continue;
+		/* Other databases' errors are theirs (they may quote row values). */
+		if (s->dboid != MyDatabaseId && !superuser())
+			continue;
 		char *datname = get_database_name(s->dboid);
 		if (datname == nullptr)
 			continue;

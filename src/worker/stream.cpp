@@ -177,6 +177,43 @@ CheckNotBehind(const Stream *s, const char *origin)
 	                 origin)));
 }
 
+/*
+ * The progress table is ours, or we do not write to it.  CREATE ... IF NOT
+ * EXISTS adopts whatever someone created first; its owner could add
+ * triggers, rules or defaults that run as the delivering role, or rewrite
+ * the progress row to skip or replay batches.
+ */
+static void
+CheckProgressTableOwner(const Stream *s)
+{
+	PGresult *res = remote::Query(s->conn, pg_string([&] { return core::ProgressOwnerCheckSql(); }));
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 6) {
+		PQclear(res);
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("modern server \"%s\": progress table _dualwrite.applied is missing", s->server)));
+	}
+	char *schema_owner = pstrdup(PQgetvalue(res, 0, 0));
+	char *table_owner = pstrdup(PQgetvalue(res, 0, 1));
+	bool hooks = strcmp(PQgetvalue(res, 0, 2), "0") != 0 || strcmp(PQgetvalue(res, 0, 3), "0") != 0;
+	bool plain = strcmp(PQgetvalue(res, 0, 4), "r") == 0;
+	char *me = pstrdup(PQgetvalue(res, 0, 5));
+	PQclear(res);
+	if (strcmp(schema_owner, me) != 0 || strcmp(table_owner, me) != 0)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("modern server \"%s\": _dualwrite.applied is not owned by the delivering role \"%s\"",
+		                       s->server, me),
+		                errdetail("Schema _dualwrite is owned by \"%s\" and table _dualwrite.applied by \"%s\"; "
+		                          "pg_dualwrite writes its progress only into objects of its own.",
+		                          schema_owner, table_owner),
+		                errhint("On the modern database, drop them, or check them and ALTER ... OWNER TO \"%s\".", me)));
+	if (hooks || !plain)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("modern server \"%s\": _dualwrite.applied has triggers or rules, or is not a plain table",
+		                       s->server),
+		                errdetail("Code there would run as the delivering role with every batch."),
+		                errhint("On the modern database, drop the triggers and rules of _dualwrite.applied.")));
+}
+
 /* Connect if needed and read the stream's progress from the modern side. */
 void
 EnsureConnected(Stream *s, const char *origin)
@@ -189,11 +226,13 @@ EnsureConnected(Stream *s, const char *origin)
 	s->conn = remote::Connect(s->server, s->userid);
 	remote::KeepAcrossTransactions(s->conn);
 	s->conn_gen++;
+	remote::Exec(s->conn, pg_string([&] { return core::ProgressSchemaSql(); }));
+	CheckProgressTableOwner(s);
 	remote::Exec(s->conn, pg_string([&] {
 		if (s->held_relid == InvalidOid)
-			return core::ProgressBootstrapSql(origin);
-		return core::ProgressBootstrapSql(origin, s->start_done, s->start_cur != nullptr ? s->start_cur : "",
-		                                  s->start_lsn, s->start_txid, s->start_seq);
+			return core::ProgressRowSql(origin);
+		return core::ProgressRowSql(origin, s->start_done, s->start_cur != nullptr ? s->start_cur : "",
+		                            s->start_lsn, s->start_txid, s->start_seq);
 	}));
 	PGresult *res = remote::Query(s->conn, pg_string([&] { return core::ProgressSelectSql(origin); }));
 	if (PQntuples(res) != 1) {

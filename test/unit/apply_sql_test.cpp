@@ -264,6 +264,15 @@ TEST(ApplySql, EveryColumnMentionIsQuoted)
 
 /* --------------------------------------------------------------- progress */
 
+TEST(ApplySql, ProgressSchemaRowAndOwnerCheckCompose)
+{
+	EXPECT_EQ(ProgressBootstrapSql("o'1"), ProgressSchemaSql() + "; " + ProgressRowSql("o'1"));
+	std::string check = ProgressOwnerCheckSql();
+	EXPECT_NE(check.find("n.nspname = '_dualwrite' AND c.relname = 'applied'"), std::string::npos);
+	EXPECT_NE(check.find("pg_catalog.pg_trigger"), std::string::npos);
+	EXPECT_NE(check.find("pg_catalog.pg_rewrite"), std::string::npos);
+}
+
 TEST(ApplySql, ProgressBootstrapWithAFirstPosition)
 {
 	std::string closed = ProgressBootstrapSql("o:1", "10:12:11", "", "", "", 0);
