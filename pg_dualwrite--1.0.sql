@@ -20,7 +20,11 @@ CREATE TABLE dualwrite.tables (
     target_table  text        NOT NULL,   -- "schema"."table" on the modern side
     column_map    jsonb,                  -- {"legacy_column": "modern_column" | null}
     enabled_by    name        NOT NULL,   -- whose user mapping delivers
-    enabled_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+    enabled_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- attribute numbers (in tbl) of the key changes are delivered by, fixed
+    -- by enable(); DDL that would change the table's replica identity key
+    -- is refused (dualwrite._on_ddl_command_end)
+    key_attnums   int2[]
 );
 SELECT pg_catalog.pg_extension_config_dump('dualwrite.tables', '');
 COMMENT ON TABLE dualwrite.tables IS 'Tables whose changes pg_dualwrite captures (managed by dualwrite.enable/disable)';

@@ -12,6 +12,7 @@
 extern "C" {
 #include "catalog/pg_type.h"
 #include "nodes/bitmapset.h"
+#include "utils/array.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/varlena.h"
@@ -75,7 +76,8 @@ ApplyColumnMap(Relation rel, ColumnConfig *cols, int ncols, Jsonb *map)
 }
 
 TableConfig *
-BuildTableConfig(Relation rel, const char *server, const char *target_table, Jsonb *column_map)
+BuildTableConfig(Relation rel, const char *server, const char *target_table, Jsonb *column_map, const int16 *key,
+                 int nkey)
 {
 	TupleDesc desc = RelationGetDescr(rel);
 	TableConfig *cfg = static_cast<TableConfig *>(palloc0(sizeof(TableConfig)));
@@ -99,7 +101,14 @@ BuildTableConfig(Relation rel, const char *server, const char *target_table, Jso
 	}
 	cfg->target_display = quote_qualified_identifier(cfg->target_schema, cfg->target_name);
 
-	Bitmapset *key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	/* The key: as recorded by enable(), else the current replica identity. */
+	Bitmapset *keyset = nullptr;
+	if (nkey >= 0) {
+		for (int i = 0; i < nkey; i++)
+			keyset = bms_add_member(keyset, key[i] - FirstLowInvalidHeapAttributeNumber);
+	} else
+		keyset = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	int key_found = 0;
 	ColumnConfig *cols = static_cast<ColumnConfig *>(palloc0(sizeof(ColumnConfig) * (desc->natts + 1)));
 	int n = 0;
 	for (int i = 0; i < desc->natts; i++) {
@@ -110,7 +119,8 @@ BuildTableConfig(Relation rel, const char *server, const char *target_table, Jso
 		c->attnum = att->attnum;
 		c->legacy_name = pstrdup(NameStr(att->attname));
 		c->modern_name = c->legacy_name;
-		c->is_key = bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, key);
+		c->is_key = bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, keyset);
+		key_found += c->is_key ? 1 : 0;
 		TypeNameAndCategory(att->atttypid, &c->type_name, &c->type_category);
 		c->type_display = format_type_with_typemod(att->atttypid, att->atttypmod);
 	}
@@ -123,6 +133,15 @@ BuildTableConfig(Relation rel, const char *server, const char *target_table, Jso
 			cols[kept++] = cols[i];
 	cfg->columns = cols;
 	cfg->ncolumns = kept;
+	/* Applied by key on the modern side: no key, no delivery (an empty key
+	 * would make every row one key, e.g. DISTINCT ON () in the apply). */
+	if (bms_is_empty(keyset))
+		cfg->key_problem = psprintf("table %s has no key to deliver its changes by", quote_qualified_identifier(
+		                                get_namespace_name(RelationGetNamespace(rel)), RelationGetRelationName(rel)));
+	else if (key_found != bms_num_members(keyset))
+		cfg->key_problem = psprintf("a key column of table %s recorded by dualwrite.enable() is gone",
+		                            quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+		                                                       RelationGetRelationName(rel)));
 	return cfg;
 }
 
@@ -158,6 +177,23 @@ IsEnabled(Oid relid)
 	return found;
 }
 
+/* dualwrite.tables.key_attnums: the key changes are delivered by, for good. */
+static void
+RecordKey(Oid relid, const TableConfig *cfg)
+{
+	Datum *attnums = static_cast<Datum *>(palloc(sizeof(Datum) * (cfg->ncolumns + 1)));
+	int n = 0;
+	for (int i = 0; i < cfg->ncolumns; i++)
+		if (cfg->columns[i].is_key)
+			attnums[n++] = Int16GetDatum(cfg->columns[i].attnum);
+	Oid types[2] = {OIDOID, INT2ARRAYOID};
+	Datum values[2] = {ObjectIdGetDatum(relid), PointerGetDatum(construct_array_builtin(attnums, n, INT2OID))};
+	if (SPI_execute_with_args("UPDATE dualwrite.tables SET key_attnums = $2 WHERE tbl::oid = $1", 2, types, values,
+	                          nullptr, false, 0) != SPI_OK_UPDATE ||
+	    SPI_processed != 1)
+		elog(ERROR, "could not record the key of table %u in dualwrite.tables", relid);
+}
+
 void
 InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *column_map)
 {
@@ -174,6 +210,7 @@ InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *colum
 	                          "enabled_by) VALUES ($1::regclass, $2, $3::name, $4, $5, $6::name)",
 	                          6, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record table in dualwrite.tables");
+	RecordKey(relid, cfg);
 	SpiWithOid("INSERT INTO dualwrite._table_stats (relid) VALUES ($1) ON CONFLICT (relid) DO UPDATE SET "
 	           "applied = 0, failures = 0, last_applied_at = NULL, last_error = NULL, last_error_at = NULL",
 	           relid, SPI_OK_INSERT);
@@ -235,8 +272,8 @@ TableConfig **
 LoadAll(int *count)
 {
 	SPI_connect();
-	if (SPI_execute("SELECT tbl::oid, target_server::text, target_table, column_map, enabled_by::text "
-	                "FROM dualwrite.tables ORDER BY 1",
+	if (SPI_execute("SELECT tbl::oid, target_server::text, target_table, column_map, enabled_by::text, "
+	                "key_attnums FROM dualwrite.tables ORDER BY 1",
 	                true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read dualwrite.tables");
 	int n = static_cast<int>(SPI_processed);
@@ -246,6 +283,8 @@ LoadAll(int *count)
 	char **targets = static_cast<char **>(SPI_palloc(sizeof(char *) * (n + 1)));
 	char **owners = static_cast<char **>(SPI_palloc(sizeof(char *) * (n + 1)));
 	Jsonb **maps = static_cast<Jsonb **>(SPI_palloc(sizeof(Jsonb *) * (n + 1)));
+	int16 **keys = static_cast<int16 **>(SPI_palloc(sizeof(int16 *) * (n + 1)));
+	int *nkeys = static_cast<int *>(SPI_palloc(sizeof(int) * (n + 1)));
 	for (int i = 0; i < n; i++) {
 		HeapTuple t = SPI_tuptable->vals[i];
 		TupleDesc d = SPI_tuptable->tupdesc;
@@ -266,6 +305,17 @@ LoadAll(int *count)
 			maps[i] = static_cast<Jsonb *>(SPI_palloc(VARSIZE(jb)));
 			memcpy(maps[i], jb, VARSIZE(jb));
 		}
+		Datum key = SPI_getbinval(t, d, 6, &isnull);
+		nkeys[i] = -1; /* not recorded: the current replica identity */
+		keys[i] = nullptr;
+		if (!isnull) {
+			Datum *elems;
+			bool *elem_nulls;
+			deconstruct_array_builtin(DatumGetArrayTypeP(key), INT2OID, &elems, &elem_nulls, &nkeys[i]);
+			keys[i] = static_cast<int16 *>(SPI_palloc(sizeof(int16) * (nkeys[i] + 1)));
+			for (int k = 0; k < nkeys[i]; k++)
+				keys[i][k] = DatumGetInt16(elems[k]);
+		}
 	}
 	SPI_finish();
 
@@ -276,7 +326,7 @@ LoadAll(int *count)
 		Relation rel = try_table_open(relids[i], AccessShareLock);
 		if (rel == nullptr)
 			continue;
-		all[kept] = BuildTableConfig(rel, servers[i], targets[i], maps[i]);
+		all[kept] = BuildTableConfig(rel, servers[i], targets[i], maps[i], keys[i], nkeys[i]);
 		all[kept++]->enabled_by = owners[i];
 		table_close(rel, NoLock);
 	}

@@ -40,14 +40,19 @@ struct TableConfig {
 	const char *enabled_by;     /* role whose user mapping is used */
 	int ncolumns;
 	ColumnConfig *columns;      /* sent columns, in attnum order */
+	const char *key_problem;    /* why the table cannot be delivered by key, or NULL */
 };
 
 /*
  * Work out the delivery shape of `rel`: its non-generated columns renamed or
- * left out by column_map, its replica-identity key, and the target name
- * (target_table, or the legacy schema and name).  Raises on a bad map.
+ * left out by column_map, its key, and the target name (target_table, or the
+ * legacy schema and name).  The key is `key` (the attribute numbers
+ * dualwrite.tables.key_attnums recorded) when nkey >= 0, else the table's
+ * current replica-identity key.  Raises on a bad map; a key that is empty or
+ * names a column no longer sent sets key_problem.
  */
-TableConfig *BuildTableConfig(Relation rel, const char *server, const char *target_table, Jsonb *column_map);
+TableConfig *BuildTableConfig(Relation rel, const char *server, const char *target_table, Jsonb *column_map,
+                              const int16 *key = nullptr, int nkey = -1);
 
 /* "a, b" — the key's legacy column names, for messages. */
 const char *KeyColumnList(const TableConfig *cfg);

@@ -648,6 +648,13 @@ DrainRange(Stream *s)
 static int64
 DrainStream(Stream *s)
 {
+	/* A table without a usable key stops its stream (applying by an empty
+	 * key would corrupt the target); the error shows in its status. */
+	for (auto &t : targets)
+		if (t.stream == s && t.cfg->key_problem != nullptr)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("%s", t.cfg->key_problem),
+			                errhint("Call dualwrite.disable() and dualwrite.enable() on the table to deliver it by "
+			                        "its current key.")));
 	EnsureConnected(s, Origin(s));
 	int64 total = 0;
 	if (s->cur_snapshot != nullptr)
