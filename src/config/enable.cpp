@@ -17,6 +17,7 @@
  */
 #include "boundary/boundary.hpp"
 #include "config/catalog.hpp"
+#include "config/ddl_guard.hpp"
 #include "config/guc.hpp"
 #include "core/typecompat.hpp"
 #include "remote/connection.hpp"
@@ -221,6 +222,7 @@ Enable(FunctionCallInfo fcinfo)
 		                errhint("Call dualwrite.disable() first to change its settings.")));
 
 	TableConfig *cfg = BuildTableConfig(rel, server, target_table, column_map);
+	ddl::CheckPartitionKeys(rel, cfg, ShareRowExclusiveLock);
 	PGconn *conn = remote::Connect(server, GetUserId()); /* closed at transaction end */
 	CheckTarget(rel, cfg, conn);
 	remote::Disconnect(conn);
