@@ -12,7 +12,7 @@ DATA        = $(EXTENSION)--$(EXTVERSION).sql
 PG_CONFIG  ?= /usr/lib/postgresql/15/bin/pg_config
 
 # pg_regress suite: one file per feature, in a meaningful order.
-REGRESS      = setup enable_errors capture_async data_types privileges boundary status_view disable
+REGRESS      = setup enable_errors capture_async ddl_guards data_types privileges boundary status_view disable
 REGRESS_OPTS = --load-extension=pg_dualwrite
 
 # Header edits must rebuild the objects that include them (TOOLCHAIN P10).
