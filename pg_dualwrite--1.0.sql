@@ -20,7 +20,11 @@ CREATE TABLE dualwrite.tables (
     target_table  text        NOT NULL,   -- "schema"."table" on the modern side
     column_map    jsonb,                  -- {"legacy_column": "modern_column" | null}
     enabled_by    regrole     NOT NULL,   -- who called enable() (for the record)
-    enabled_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+    enabled_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- attribute numbers (in tbl) of the key changes are delivered by, fixed
+    -- by enable(); DDL that would change the table's replica identity key
+    -- is refused (dualwrite._on_ddl_command_end)
+    key_attnums   int2[]
 );
 SELECT pg_catalog.pg_extension_config_dump('dualwrite.tables', '');
 COMMENT ON TABLE dualwrite.tables IS 'Tables whose changes pg_dualwrite captures (managed by dualwrite.enable/disable)';
@@ -224,6 +228,76 @@ WHERE NOT EXISTS (SELECT 1 FROM dualwrite._held h WHERE h.relid OPERATOR(pg_cata
   AND NOT EXISTS (SELECT 1 FROM dualwrite._progress p WHERE p.server OPERATOR(pg_catalog.=) r.target_server);
 REVOKE ALL ON dualwrite._pending FROM PUBLIC;
 
+-- What is wrong with a flagged table's capture triggers, or NULL.  On the
+-- table and on each of its partitions (row triggers are cloned to them):
+-- dualwrite_capture must be the AFTER INSERT OR UPDATE OR DELETE row
+-- trigger calling dualwrite._capture(), without column list or WHEN, and
+-- dualwrite_capture_truncate a TRUNCATE statement trigger calling
+-- dualwrite._capture_truncate() (BEFORE or AFTER); both ENABLE ORIGIN ('O':
+-- 'D' loses changes, 'R' captures only replicated changes, 'A' also
+-- captures the changes pg_dualwrite applies, which loops), and no trigger
+-- may call those functions under another name (a renamed capture trigger).
+-- all_truncate => false skips the truncate trigger of partitions: the DDL
+-- guard refuses only what a command did, and a command that drops or
+-- renames that trigger is caught by its name.
+CREATE FUNCTION dualwrite._capture_problem(tbl regclass, all_truncate boolean) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+WITH rel AS (
+    SELECT tbl::oid AS relid, 0 AS level, 'table ' OPERATOR(pg_catalog.||) tbl::text AS what
+    UNION ALL
+    SELECT pt.relid, pt.level, 'partition ' OPERATOR(pg_catalog.||) pt.relid::regclass::text
+    FROM pg_catalog.pg_partition_tree(tbl) pt   -- empty unless partitioned
+    WHERE pt.level OPERATOR(pg_catalog.>) 0
+), want (tgname, fn, row_level) AS (
+    VALUES ('dualwrite_capture'::name, 'dualwrite._capture()'::regprocedure, true),
+           ('dualwrite_capture_truncate'::name, 'dualwrite._capture_truncate()'::regprocedure, false)
+), problem AS (
+    SELECT r.level, r.relid, w.row_level,
+           'trigger ' OPERATOR(pg_catalog.||) w.tgname OPERATOR(pg_catalog.||) CASE
+             WHEN t.oid IS NULL THEN ' is missing on ' OPERATOR(pg_catalog.||) r.what
+             WHEN t.tgfoid OPERATOR(pg_catalog.<>) w.fn::oid OR t.tgqual IS NOT NULL
+                  OR t.tgnargs OPERATOR(pg_catalog.<>) 0
+                  OR pg_catalog.cardinality(t.tgattr::int2[]) OPERATOR(pg_catalog.<>) 0
+                  -- ROW | INSERT | DELETE | UPDATE, AFTER
+                  OR (w.row_level AND t.tgtype OPERATOR(pg_catalog.<>) 29)
+                  -- STATEMENT, TRUNCATE only, BEFORE or AFTER
+                  OR (NOT w.row_level AND (t.tgtype OPERATOR(pg_catalog.&) 125) OPERATOR(pg_catalog.<>) 32)
+               THEN ' on ' OPERATOR(pg_catalog.||) r.what OPERATOR(pg_catalog.||) ' is not the one dualwrite.enable() created'
+             WHEN t.tgenabled OPERATOR(pg_catalog.=) 'D' THEN ' is disabled on ' OPERATOR(pg_catalog.||) r.what
+             WHEN t.tgenabled OPERATOR(pg_catalog.=) 'R'
+               THEN ' fires only in replica mode (ENABLE REPLICA) on ' OPERATOR(pg_catalog.||) r.what
+             WHEN t.tgenabled OPERATOR(pg_catalog.=) 'A'
+               THEN ' fires in replica mode too (ENABLE ALWAYS) on ' OPERATOR(pg_catalog.||) r.what
+           END AS text
+    FROM rel r
+    CROSS JOIN want w
+    LEFT JOIN pg_catalog.pg_trigger t
+           ON t.tgrelid OPERATOR(pg_catalog.=) r.relid AND t.tgname OPERATOR(pg_catalog.=) w.tgname
+    WHERE w.row_level OR all_truncate OR r.level OPERATOR(pg_catalog.=) 0
+    UNION ALL
+    SELECT r.level, r.relid, w.row_level,
+           'trigger ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(t.tgname) OPERATOR(pg_catalog.||) ' on '
+           OPERATOR(pg_catalog.||) r.what OPERATOR(pg_catalog.||) ' calls ' OPERATOR(pg_catalog.||) w.fn::text
+           OPERATOR(pg_catalog.||) ' (a renamed capture trigger)'
+    FROM rel r
+    JOIN pg_catalog.pg_trigger t ON t.tgrelid OPERATOR(pg_catalog.=) r.relid
+    JOIN want w ON w.fn::oid OPERATOR(pg_catalog.=) t.tgfoid AND w.tgname OPERATOR(pg_catalog.<>) t.tgname
+)
+SELECT p.text FROM problem p WHERE p.text IS NOT NULL
+ORDER BY p.row_level DESC, p.level, p.relid::regclass::text, p.text
+LIMIT 1
+$$;
+REVOKE ALL ON FUNCTION dualwrite._capture_problem(regclass, boolean) FROM PUBLIC;
+
+-- 'ok', or what is wrong with the capture triggers of a flagged table.
+CREATE FUNCTION dualwrite._capture_state(tbl regclass) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT COALESCE(dualwrite._capture_problem(tbl, true), 'ok') $$;
+COMMENT ON FUNCTION dualwrite._capture_state(regclass) IS
+    '''ok'', or what is wrong with the capture triggers of a flagged table and its partitions';
+REVOKE ALL ON FUNCTION dualwrite._capture_state(regclass) FROM PUBLIC;
+
 CREATE VIEW dualwrite.status AS
 SELECT t.tbl                                           AS table_name,
        t.mode,
@@ -245,7 +319,8 @@ SELECT t.tbl                                           AS table_name,
        s.last_error,
        s.last_error_at,
        h.held_at                                       AS held_since,
-       h.reason                                        AS held_reason
+       h.reason                                        AS held_reason,
+       dualwrite._capture_state(t.tbl)                 AS capture
 FROM dualwrite.tables t
 LEFT JOIN dualwrite._table_stats s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN dualwrite._held h ON h.relid OPERATOR(pg_catalog.=) t.tbl::oid
@@ -253,7 +328,7 @@ LEFT JOIN (SELECT p.tbl, pg_catalog.count(*) AS queued, pg_catalog.min(p.ts) AS 
            FROM dualwrite._pending p GROUP BY p.tbl) q ON q.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN dualwrite._worker_info() w ON w.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
 COMMENT ON VIEW dualwrite.status IS
-    'per flagged table: captured, applied, queued and failed changes, lag, the last error, and whether it is held';
+    'per flagged table: captured, applied, queued and failed changes, lag, the last error, whether it is held, the state of its capture';
 REVOKE ALL ON dualwrite.status FROM PUBLIC;
 
 CREATE VIEW dualwrite.workers AS
@@ -293,45 +368,44 @@ COMMENT ON FUNCTION dualwrite.wait_for_delivery(interval) IS
     'wait until every change committed before the call is applied on the modern side; false on timeout';
 REVOKE ALL ON FUNCTION dualwrite.wait_for_delivery(interval) FROM PUBLIC;
 
--- A dropped table stops being flagged (its catalog row would dangle).
-CREATE FUNCTION dualwrite._on_sql_drop() RETURNS event_trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    DELETE FROM dualwrite.tables t
-    USING pg_event_trigger_dropped_objects() d
-    WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
-      AND d.objsubid OPERATOR(pg_catalog.=) 0
-      AND t.tbl::oid OPERATOR(pg_catalog.=) d.objid;
-END
-$$;
+------------------------------------------------------------------------------
+-- DDL guards (src/config/ddl_guard.cpp).  Event-trigger functions run for
+-- every role's DDL: SECURITY DEFINER (an ordinary role cannot read the
+-- dualwrite schema), search_path pinned, and they only read the catalog,
+-- unflag tables that are being dropped, or refuse the command.  Each one
+-- returns at once when the command involves no flagged table.
+--  - sql_drop: a dropped table stops being flagged; dropping a capture
+--    trigger, or the constraint or index a flagged table's key rests on,
+--    is refused;
+--  - ddl_command_start (DROP INDEX): notes the replica-identity indexes of
+--    flagged tables for sql_drop (and refuses DROP INDEX CONCURRENTLY of one);
+--  - ddl_command_end (ALTER TABLE, ALTER TRIGGER, CREATE TABLE): a changed replica
+--    identity key is refused; so are capture triggers disabled, set to
+--    ENABLE REPLICA / ALWAYS, or renamed (superusers get a WARNING);
+--  - table_rewrite: a rewrite while changes of the table are undelivered
+--    (queued images are decoded with the current column layout) is refused,
+--    counted under a snapshot taken after the rewrite's lock was granted.
+------------------------------------------------------------------------------
+CREATE FUNCTION dualwrite._on_sql_drop() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'dualwrite_on_sql_drop' LANGUAGE C
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 CREATE EVENT TRIGGER dualwrite_sql_drop ON sql_drop EXECUTE FUNCTION dualwrite._on_sql_drop();
 
--- Queued changes are raw row images decoded with the table's current
--- layout: refuse a rewrite (e.g. ALTER COLUMN TYPE) while any are pending.
-CREATE FUNCTION dualwrite._on_table_rewrite() RETURNS event_trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    rel     oid := pg_event_trigger_table_rewrite_oid();
-    flagged regclass;
-    pending bigint;
-BEGIN
-    SELECT t.tbl INTO flagged FROM dualwrite.tables t
-    WHERE t.tbl::oid OPERATOR(pg_catalog.=) rel
-       OR t.tbl::oid IN (SELECT a.relid FROM pg_partition_ancestors(rel) a);
-    IF flagged IS NULL THEN
-        RETURN;
-    END IF;
-    SELECT count(*) INTO pending FROM dualwrite._pending p WHERE p.tbl OPERATOR(pg_catalog.=) flagged;
-    IF pending > 0 THEN
-        RAISE EXCEPTION 'cannot rewrite table % while % captured changes of it are undelivered', rel::regclass, pending
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'Queued changes are decoded with the table''s current column layout.',
-                  HINT = 'Wait until SELECT dualwrite.wait_for_delivery() returns true, then retry (apply the same change on the modern side too).';
-    END IF;
-END
-$$;
+CREATE FUNCTION dualwrite._on_ddl_command_start() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'dualwrite_on_ddl_command_start' LANGUAGE C
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE EVENT TRIGGER dualwrite_ddl_command_start ON ddl_command_start
+    WHEN TAG IN ('DROP INDEX') EXECUTE FUNCTION dualwrite._on_ddl_command_start();
+
+CREATE FUNCTION dualwrite._on_ddl_command_end() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'dualwrite_on_ddl_command_end' LANGUAGE C
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE EVENT TRIGGER dualwrite_ddl_command_end ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE', 'ALTER TRIGGER', 'CREATE TABLE') EXECUTE FUNCTION dualwrite._on_ddl_command_end();
+
+CREATE FUNCTION dualwrite._on_table_rewrite() RETURNS event_trigger
+    AS 'MODULE_PATHNAME', 'dualwrite_on_table_rewrite' LANGUAGE C
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 CREATE EVENT TRIGGER dualwrite_table_rewrite ON table_rewrite EXECUTE FUNCTION dualwrite._on_table_rewrite();
 
 -- The outbox generations: which one capture writes to, their size, and the
@@ -366,6 +440,8 @@ REVOKE ALL ON dualwrite.outbox FROM PUBLIC;
 CREATE FUNCTION dualwrite._debug_fault(point text) RETURNS void
     AS 'MODULE_PATHNAME', 'dualwrite_debug_fault' LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION dualwrite._debug_fault(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dualwrite._on_sql_drop(), dualwrite._on_ddl_command_start(),
+    dualwrite._on_ddl_command_end(), dualwrite._on_table_rewrite() FROM PUBLIC;
 
 -- Proof of the C++/PostgreSQL boundary, for the regression suite.
 CREATE FUNCTION dualwrite._selftest_boundary(kind text) RETURNS bigint

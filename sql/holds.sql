@@ -54,6 +54,27 @@ SELECT 'picky' AS t, count(*) AS differences FROM (SELECT * FROM picky EXCEPT SE
 UNION ALL
 SELECT 'easy', count(*) FROM (SELECT * FROM easy EXCEPT SELECT * FROM modern.easy) d;
 SELECT table_name, held_since, queued FROM dualwrite.status WHERE table_name IN ('picky'::regclass, 'easy'::regclass) ORDER BY 1;
+-- a configuration that no longer fits its table (a renamed column that
+-- column_map names) holds that table only
+\c dw_modern
+CREATE TABLE public.mapped (id int PRIMARY KEY, label text);
+\c contrib_regression
+CREATE TABLE mapped (id int PRIMARY KEY, name text);
+SELECT dualwrite.enable('mapped', column_map => '{"name": "label"}');
+IMPORT FOREIGN SCHEMA public LIMIT TO (mapped) FROM SERVER modern_check INTO modern;
+ALTER TABLE mapped RENAME COLUMN name TO title;
+INSERT INTO mapped VALUES (1, 'one');
+INSERT INTO easy VALUES (10, 'flows on');
+CALL poll_until($$SELECT count(*) = 1 FROM modern.easy WHERE id = 10$$);
+CALL poll_until($$SELECT held_since IS NOT NULL FROM dualwrite.status WHERE table_name = 'mapped'::regclass$$);
+SELECT table_name, held_reason FROM dualwrite.status WHERE table_name = 'mapped'::regclass;
+ALTER TABLE mapped RENAME COLUMN title TO name;
+SELECT dualwrite.wait_for_delivery('60s');
+CALL poll_until($$SELECT held_since IS NULL FROM dualwrite.status WHERE table_name = 'mapped'::regclass$$);
+SELECT * FROM modern.mapped;
+SELECT dualwrite.disable('mapped');
+DROP TABLE mapped;
+
 SELECT dualwrite.disable('picky');
 SELECT dualwrite.disable('easy');
 DROP TABLE picky, easy;

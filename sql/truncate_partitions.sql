@@ -77,6 +77,20 @@ SELECT (SELECT array_agg(id ORDER BY id) FROM modern.parent_t) AS parents,
 SELECT table_name, queued, failed, last_error FROM dualwrite.status
 WHERE table_name IN ('sales'::regclass, 'parent_t'::regclass, 'child_t'::regclass) ORDER BY 1;
 
+-- partitions created or attached later capture their own TRUNCATE too
+CREATE TABLE sales_3 PARTITION OF sales FOR VALUES FROM (200) TO (300);
+CREATE TABLE sales_4 (id int PRIMARY KEY, v text);
+ALTER TABLE sales ATTACH PARTITION sales_4 FOR VALUES FROM (300) TO (400);
+SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE t.tgname = 'dualwrite_capture_truncate' AND c.relname IN ('sales_3', 'sales_4') ORDER BY 1;
+SELECT dualwrite._capture_state('sales');
+INSERT INTO sales VALUES (250, 'in 3'), (350, 'in 4'), (260, 'in 3 too');
+SELECT dualwrite.wait_for_delivery('60s');
+TRUNCATE sales_3;
+TRUNCATE sales_4;
+SELECT dualwrite.wait_for_delivery('60s');
+SELECT * FROM modern.sales ORDER BY id;
+
 SELECT dualwrite.disable('child_t');
 SELECT dualwrite.disable('parent_t');
 SELECT dualwrite.disable('sales');

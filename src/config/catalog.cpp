@@ -11,10 +11,13 @@
 #include "config/catalog.hpp"
 
 extern "C" {
+#include "access/xact.h"
+#include "utils/resowner.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "nodes/bitmapset.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/varlena.h"
@@ -78,7 +81,8 @@ ApplyColumnMap(Relation rel, ColumnConfig *cols, int ncols, Jsonb *map)
 }
 
 TableConfig *
-BuildTableConfig(Relation rel, const char *server, const char *target_table, Jsonb *column_map)
+BuildTableConfig(Relation rel, const char *server, const char *target_table, Jsonb *column_map, const int16 *key,
+                 int nkey)
 {
 	TupleDesc desc = RelationGetDescr(rel);
 	TableConfig *cfg = static_cast<TableConfig *>(palloc0(sizeof(TableConfig)));
@@ -102,7 +106,14 @@ BuildTableConfig(Relation rel, const char *server, const char *target_table, Jso
 	}
 	cfg->target_display = quote_qualified_identifier(cfg->target_schema, cfg->target_name);
 
-	Bitmapset *key = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	/* The key: as recorded by enable(), else the current replica identity. */
+	Bitmapset *keyset = nullptr;
+	if (nkey >= 0) {
+		for (int i = 0; i < nkey; i++)
+			keyset = bms_add_member(keyset, key[i] - FirstLowInvalidHeapAttributeNumber);
+	} else
+		keyset = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_IDENTITY_KEY);
+	int key_found = 0;
 	ColumnConfig *cols = static_cast<ColumnConfig *>(palloc0(sizeof(ColumnConfig) * (desc->natts + 1)));
 	int n = 0;
 	for (int i = 0; i < desc->natts; i++) {
@@ -113,7 +124,8 @@ BuildTableConfig(Relation rel, const char *server, const char *target_table, Jso
 		c->attnum = att->attnum;
 		c->legacy_name = pstrdup(NameStr(att->attname));
 		c->modern_name = c->legacy_name;
-		c->is_key = bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, key);
+		c->is_key = bms_is_member(att->attnum - FirstLowInvalidHeapAttributeNumber, keyset);
+		key_found += c->is_key ? 1 : 0;
 		TypeNameAndCategory(att->atttypid, &c->type_name, &c->type_category);
 		c->type_display = format_type_with_typemod(att->atttypid, att->atttypmod);
 	}
@@ -126,6 +138,15 @@ BuildTableConfig(Relation rel, const char *server, const char *target_table, Jso
 			cols[kept++] = cols[i];
 	cfg->columns = cols;
 	cfg->ncolumns = kept;
+	/* Applied by key on the modern side: no key, no delivery (an empty key
+	 * would make every row one key, e.g. DISTINCT ON () in the apply). */
+	if (bms_is_empty(keyset))
+		cfg->problem = psprintf("table %s has no key to deliver its changes by", quote_qualified_identifier(
+		                                get_namespace_name(RelationGetNamespace(rel)), RelationGetRelationName(rel)));
+	else if (key_found != bms_num_members(keyset))
+		cfg->problem = psprintf("a key column of table %s recorded by dualwrite.enable() is gone",
+		                            quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+		                                                       RelationGetRelationName(rel)));
 	return cfg;
 }
 
@@ -161,6 +182,23 @@ IsEnabled(Oid relid)
 	return found;
 }
 
+/* dualwrite.tables.key_attnums: the key changes are delivered by, for good. */
+static void
+RecordKey(Oid relid, const TableConfig *cfg)
+{
+	Datum *attnums = static_cast<Datum *>(palloc(sizeof(Datum) * (cfg->ncolumns + 1)));
+	int n = 0;
+	for (int i = 0; i < cfg->ncolumns; i++)
+		if (cfg->columns[i].is_key)
+			attnums[n++] = Int16GetDatum(cfg->columns[i].attnum);
+	Oid types[2] = {OIDOID, INT2ARRAYOID};
+	Datum values[2] = {ObjectIdGetDatum(relid), PointerGetDatum(construct_array_builtin(attnums, n, INT2OID))};
+	if (SPI_execute_with_args("UPDATE dualwrite.tables SET key_attnums = $2 WHERE tbl::oid = $1", 2, types, values,
+	                          nullptr, false, 0) != SPI_OK_UPDATE ||
+	    SPI_processed != 1)
+		elog(ERROR, "could not record the key of table %u in dualwrite.tables", relid);
+}
+
 void
 InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *column_map)
 {
@@ -177,6 +215,7 @@ InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *colum
 	                          "enabled_by) VALUES ($1::regclass, $2, $3::name, $4, $5, $6::regrole)",
 	                          6, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record table in dualwrite.tables");
+	RecordKey(relid, cfg);
 	SpiWithOid("INSERT INTO dualwrite._table_stats (relid) VALUES ($1) ON CONFLICT (relid) DO UPDATE SET "
 	           "applied = 0, failures = 0, last_applied_at = NULL, last_error = NULL, last_error_at = NULL",
 	           relid, SPI_OK_INSERT);
@@ -221,6 +260,28 @@ CreateCaptureTriggers(Relation rel)
 }
 
 void
+EnsureTruncateTriggers(Oid relid)
+{
+	List *all = find_all_inheritors(relid, ShareRowExclusiveLock, nullptr);
+	ListCell *lc;
+	foreach (lc, all) {
+		Oid part = lfirst_oid(lc);
+		SPI_connect();
+		bool present = SpiWithOid("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = "
+		                          "'dualwrite_capture_truncate'",
+		                          part, SPI_OK_SELECT) > 0;
+		SPI_finish();
+		if (present)
+			continue;
+		Relation r = table_open(part, NoLock);
+		RunDdl("CREATE TRIGGER dualwrite_capture_truncate BEFORE TRUNCATE ON %s "
+		       "FOR EACH STATEMENT EXECUTE FUNCTION dualwrite._capture_truncate()",
+		       r);
+		table_close(r, NoLock);
+	}
+}
+
+void
 DropCaptureTriggers(Relation rel)
 {
 	RunDdl("DROP TRIGGER IF EXISTS dualwrite_capture ON %s", rel);
@@ -250,12 +311,54 @@ DeleteTableRow(Oid relid)
 	return deleted == 0 ? -1 : pending;
 }
 
+/*
+ * BuildTableConfig() in a subtransaction: if it raises, the table gets a
+ * configuration that says why (`problem`) and sends nothing.  The worker
+ * then holds that table alone when it meets one of its changes.
+ */
+static TableConfig *
+BuildOrExplain(Relation rel, const char *server, const char *target_table, Jsonb *map, const int16 *key, int nkey)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	TableConfig *volatile cfg = nullptr;
+	BeginInternalSubTransaction(nullptr);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		cfg = BuildTableConfig(rel, server, target_table, map, key, nkey);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		ErrorData *edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		TableConfig *broken = static_cast<TableConfig *>(palloc0(sizeof(TableConfig)));
+		broken->relid = RelationGetRelid(rel);
+		broken->target_server = pstrdup(server);
+		broken->target_schema = get_namespace_name(RelationGetNamespace(rel));
+		broken->target_name = pstrdup(RelationGetRelationName(rel));
+		broken->target_display = quote_qualified_identifier(broken->target_schema, broken->target_name);
+		broken->problem = psprintf("the configuration of table %s no longer fits it: %s",
+		                           quote_qualified_identifier(broken->target_schema, broken->target_name),
+		                           edata->message);
+		FreeErrorData(edata);
+		cfg = broken;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return cfg;
+}
+
 TableConfig **
 LoadAll(int *count)
 {
 	SPI_connect();
 	/* The delivering role is the server's, whoever enabled the table. */
-	if (SPI_execute("SELECT t.tbl::oid, t.target_server::text, t.target_table, t.column_map, s.deliver_as::oid "
+	if (SPI_execute("SELECT t.tbl::oid, t.target_server::text, t.target_table, t.column_map, s.deliver_as::oid, t.key_attnums "
 	                "FROM dualwrite.tables t LEFT JOIN dualwrite.servers s "
 	                "ON s.server OPERATOR(pg_catalog.=) t.target_server ORDER BY 1",
 	                true, 0) != SPI_OK_SELECT)
@@ -267,6 +370,8 @@ LoadAll(int *count)
 	char **targets = static_cast<char **>(SPI_palloc(sizeof(char *) * (n + 1)));
 	Oid *delivers = static_cast<Oid *>(SPI_palloc(sizeof(Oid) * (n + 1)));
 	Jsonb **maps = static_cast<Jsonb **>(SPI_palloc(sizeof(Jsonb *) * (n + 1)));
+	int16 **keys = static_cast<int16 **>(SPI_palloc(sizeof(int16 *) * (n + 1)));
+	int *nkeys = static_cast<int *>(SPI_palloc(sizeof(int) * (n + 1)));
 	for (int i = 0; i < n; i++) {
 		HeapTuple t = SPI_tuptable->vals[i];
 		TupleDesc d = SPI_tuptable->tupdesc;
@@ -286,6 +391,17 @@ LoadAll(int *count)
 			maps[i] = static_cast<Jsonb *>(SPI_palloc(VARSIZE(jb)));
 			memcpy(maps[i], jb, VARSIZE(jb));
 		}
+		Datum key = SPI_getbinval(t, d, 6, &isnull);
+		nkeys[i] = -1; /* not recorded: the current replica identity */
+		keys[i] = nullptr;
+		if (!isnull) {
+			Datum *elems;
+			bool *elem_nulls;
+			deconstruct_array_builtin(DatumGetArrayTypeP(key), INT2OID, &elems, &elem_nulls, &nkeys[i]);
+			keys[i] = static_cast<int16 *>(SPI_palloc(sizeof(int16) * (nkeys[i] + 1)));
+			for (int k = 0; k < nkeys[i]; k++)
+				keys[i][k] = DatumGetInt16(elems[k]);
+		}
 	}
 	SPI_finish();
 
@@ -296,7 +412,7 @@ LoadAll(int *count)
 		Relation rel = try_table_open(relids[i], AccessShareLock);
 		if (rel == nullptr)
 			continue;
-		all[kept] = BuildTableConfig(rel, servers[i], targets[i], maps[i]);
+		all[kept] = BuildOrExplain(rel, servers[i], targets[i], maps[i], keys[i], nkeys[i]);
 		all[kept++]->deliver_as = delivers[i];
 		table_close(rel, NoLock);
 	}

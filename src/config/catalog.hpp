@@ -43,14 +43,20 @@ struct TableConfig {
 	                             * (InvalidOid if the server has no row) */
 	int ncolumns;
 	ColumnConfig *columns;      /* sent columns, in attnum order */
+	const char *problem;        /* why the table cannot be delivered now (its key, or its
+	                             * configuration no longer fits the table), or NULL */
 };
 
 /*
  * Work out the delivery shape of `rel`: its non-generated columns renamed or
- * left out by column_map, its replica-identity key, and the target name
- * (target_table, or the legacy schema and name).  Raises on a bad map.
+ * left out by column_map, its key, and the target name (target_table, or the
+ * legacy schema and name).  The key is `key` (the attribute numbers
+ * dualwrite.tables.key_attnums recorded) when nkey >= 0, else the table's
+ * current replica-identity key.  Raises on a bad map; a key that is empty or
+ * names a column no longer sent sets problem.
  */
-TableConfig *BuildTableConfig(Relation rel, const char *server, const char *target_table, Jsonb *column_map);
+TableConfig *BuildTableConfig(Relation rel, const char *server, const char *target_table, Jsonb *column_map,
+                              const int16 *key = nullptr, int nkey = -1);
 
 /* "a, b" — the key's legacy column names, for messages. */
 const char *KeyColumnList(const TableConfig *cfg);
@@ -61,8 +67,15 @@ void CreateCaptureTriggers(Relation rel);
 /* Delete the catalog row; returns the number of undelivered changes, or -1 if not enabled. */
 int64 DeleteTableRow(Oid relid);
 void DropCaptureTriggers(Relation rel);
+/* A partition created or attached under a flagged table: give it (and its
+ * own partitions) the TRUNCATE trigger, which is not cloned like row
+ * triggers are.  Idempotent. */
+void EnsureTruncateTriggers(Oid relid);
 
-/* Every flagged table's configuration (relations are opened with AccessShareLock). */
+/* Every flagged table's configuration (relations are opened with AccessShareLock).
+ * A table whose configuration no longer fits it (a renamed column that
+ * column_map names, ...) gets `problem` set instead of raising: one
+ * table's DDL must not stop the delivery of the others. */
 TableConfig **LoadAll(int *count);
 
 /*

@@ -21,6 +21,7 @@
 #include "boundary/boundary.hpp"
 #include "config/catalog.hpp"
 #include "config/check.hpp"
+#include "config/ddl_guard.hpp"
 #include "config/guc.hpp"
 #include "remote/connection.hpp"
 #include "shmem/shmem.hpp"
@@ -144,6 +145,7 @@ Enable(FunctionCallInfo fcinfo)
 	Oid deliver_as = ChooseDeliveringRole(server, RelationGetRelationName(rel), &new_role);
 
 	TableConfig *cfg = BuildTableConfig(rel, server, target_table, column_map);
+	ddl::CheckPartitionKeys(rel, cfg, ShareRowExclusiveLock);
 	cfg->deliver_as = deliver_as;
 	/* Validated as it will be delivered: through the delivering role's mapping. */
 	PGconn *conn = remote::Connect(server, deliver_as); /* closed at transaction end */

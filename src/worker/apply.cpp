@@ -83,6 +83,22 @@ BlameAlso(const Target &t)
 		blamed[nblamed++] = t.cfg->relid;
 }
 
+/*
+ * A change of a table that cannot be delivered now (no usable key, or a
+ * configuration that no longer fits it): that table's problem, so it is
+ * held (holds.hpp) and the others go on.  Applying by an empty key would
+ * corrupt the target.
+ */
+[[noreturn]] static void
+RaiseTableProblem(const Target &t)
+{
+	Blame(t);
+	ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("%s", t.cfg->problem),
+	                errhint("Fix the table (or its column_map), or call dualwrite.disable() and dualwrite.enable() "
+	                        "to deliver it as it is now.")));
+	pg_unreachable();
+}
+
 int
 BlamedTables(const Oid **relids)
 {
@@ -325,6 +341,8 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 		Source *src = FindSource(c.relid);
 		if (src == nullptr)
 			continue; /* table disabled since: its changes are discarded */
+		if (targets[src->target].cfg->problem != nullptr)
+			RaiseTableProblem(targets[src->target]);
 		if (c.op == outbox::kTruncate) {
 			/* Everything staged before the TRUNCATE goes first. */
 			confirmed += FinishInFlight();

@@ -52,6 +52,18 @@ LoadShapes(config::TableConfig **cfgs, int n)
 			t.stream->progress_known = false;
 			t.stream->userid = cfgs[i]->deliver_as;
 		}
+		if (t.cfg->problem != nullptr) {
+			/* Sends nothing: its changes are read (so its stream cannot move
+			 * past them) and hold the table (apply.cpp). */
+			ListCell *lc;
+			foreach (lc, per_table[i]) {
+				Source &src = sources[nsources++];
+				src.relid = lfirst_oid(lc);
+				src.target = i;
+				src.desc = nullptr;
+			}
+			continue;
+		}
 		pg_entry([&] {
 			t.shape.schema = t.cfg->target_schema;
 			t.shape.table = t.cfg->target_name;
@@ -97,8 +109,15 @@ LoadShapes(config::TableConfig **cfgs, int n)
 			for (int c = 0; c < ncols; c++) {
 				/* Partitions may order columns differently: match by name. */
 				AttrNumber attnum = get_attnum(relid, t.cfg->columns[c].legacy_name);
-				if (attnum == InvalidAttrNumber)
-					elog(ERROR, "column \"%s\" not found in relation %u", t.cfg->columns[c].legacy_name, relid);
+				if (attnum == InvalidAttrNumber) {
+					/* A partition that does not fit its table's shape: the
+					 * table's problem, not the round's. */
+					const_cast<config::TableConfig *>(t.cfg)->problem =
+					    psprintf("column \"%s\" of table %s is missing in partition %s", t.cfg->columns[c].legacy_name,
+					             t.cfg->target_display, get_rel_name(relid));
+					src.desc = nullptr;
+					break;
+				}
 				src.attnums[c] = attnum;
 				Oid outfunc;
 				bool varlena;
