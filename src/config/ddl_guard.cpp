@@ -388,12 +388,11 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 		const Touched &t = touched[i];
 		if (check_key && t.nkey >= 0) {
 			List *relids = recurse ? find_all_inheritors(t.relid, AccessShareLock, nullptr) : list_make1_oid(t.relid);
-			ListCell *lc;
-			foreach (lc, attached) {
-				Oid part = RangeVarGetRelid(static_cast<RangeVar *>(lfirst(lc)), NoLock, true);
-				if (OidIsValid(part))
-					relids = list_concat_unique_oid(relids, find_all_inheritors(part, AccessShareLock, nullptr));
-			}
+			/* An attached partition is one of the table's partitions now.
+			 * (Its RangeVar cannot be looked up here: this function's
+			 * search_path is pinned, not the caller's.) */
+			if (attached != NIL)
+				relids = list_concat_unique_oid(relids, find_all_inheritors(t.relid, AccessShareLock, nullptr));
 			const char *problem = IdentityKeyProblem(t.root, t.key, t.nkey, relids);
 			if (problem != nullptr)
 				RaiseKeyChange(t.root, problem);
@@ -402,12 +401,8 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 		 * are not cloned to partitions). */
 		if (IsA(tree, CreateStmt) && t.relid != t.root)
 			EnsureTruncateTriggers(t.relid);
-		ListCell *alc;
-		foreach (alc, attached) {
-			Oid part = RangeVarGetRelid(static_cast<RangeVar *>(lfirst(alc)), NoLock, true);
-			if (OidIsValid(part))
-				EnsureTruncateTriggers(part);
-		}
+		if (attached != NIL)
+			EnsureTruncateTriggers(t.relid);
 		if (check_capture && !list_member_oid(capture_checked, t.root)) {
 			capture_checked = lappend_oid(capture_checked, t.root);
 			const char *problem = CaptureProblem(t.root);
