@@ -67,5 +67,10 @@ GRANT TEMPORARY ON DATABASE dw_modern_pw TO dw_deliver;
 GRANT SET ON PARAMETER session_replication_role TO dw_deliver;
 \c contrib_regression
 SELECT count(*) AS failed FROM dualwrite.check() WHERE NOT ok;
+-- capture switched off (a superuser may, with a warning): check() says so
+ALTER TABLE pw_orders DISABLE TRIGGER dualwrite_capture;
+SELECT check_name, object, ok, detail FROM dualwrite.check() WHERE NOT ok;
+ALTER TABLE pw_orders ENABLE TRIGGER dualwrite_capture;
+SELECT count(*) AS failed FROM dualwrite.check() WHERE NOT ok;
 INSERT INTO pw_orders VALUES (3, 'three');
 SELECT dualwrite.wait_for_delivery('60s');

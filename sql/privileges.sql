@@ -161,6 +161,49 @@ SELECT dualwrite.set_delivery_role('modern_gone', current_user::regrole);
 SELECT dualwrite.wait_for_delivery('60s');
 SELECT * FROM modern.gone_t ORDER BY id;
 SELECT table_name, queued, last_error, last_error_at FROM dualwrite.status WHERE table_name = 'gone_t'::regclass;
+-- Delegation: a non-superuser given EXECUTE on enable()/disable(), USAGE on
+-- the schema and on the server (and no right at all on the catalog)
+-- enables its own table through its own mapping; it can neither write the
+-- catalog (so it cannot forge who enabled a table or who delivers) nor
+-- disable a table it does not own.
+\c dw_modern_pw
+CREATE TABLE public.pw_own (id bigint PRIMARY KEY, v text);
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON public.pw_own TO dw_deliver;
+\c contrib_regression
+CREATE TABLE pw_own (id bigint PRIMARY KEY, v text);
+ALTER TABLE pw_own OWNER TO dw_deliver;
+GRANT USAGE ON SCHEMA dualwrite TO dw_deliver;
+GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name), dualwrite.disable(regclass) TO dw_deliver;
+GRANT USAGE ON FOREIGN SERVER modern_pw TO dw_deliver;
+SET ROLE dw_deliver;
+SELECT dualwrite.enable('pw_own', target_server => 'modern_pw');
+INSERT INTO dualwrite.tables (tbl, mode, target_server, target_table, enabled_by)
+    VALUES ('orders', 'async', 'modern_pw', 'public.orders', 'postgres');
+UPDATE dualwrite.servers SET deliver_as = 'postgres';
+SELECT dualwrite.disable('orders');
+INSERT INTO pw_own VALUES (1, 'by the delegate');
+RESET ROLE;
+SELECT tbl, enabled_by::text = 'dw_deliver' AS by_delegate FROM dualwrite.tables WHERE tbl = 'pw_own'::regclass;
+SELECT dualwrite.wait_for_delivery('60s');
+-- a server owned by a role that is neither a superuser nor the delivering
+-- role is not trusted with that role's mapping: its owner could point it
+-- elsewhere (checked every round, not only at enable())
+CREATE ROLE dw_srv_owner;
+ALTER SERVER modern_pw OWNER TO dw_srv_owner;
+INSERT INTO pw_own VALUES (2, 'not while untrusted');
+CALL poll_until($$SELECT last_error LIKE '%could point it elsewhere%' FROM dualwrite.status WHERE table_name = 'pw_own'::regclass$$);
+SELECT queued, last_error FROM dualwrite.status WHERE table_name = 'pw_own'::regclass;
+DO $$ BEGIN EXECUTE format('ALTER SERVER modern_pw OWNER TO %I', current_user); END $$;
+SELECT dualwrite.wait_for_delivery('60s');
+\c dw_modern_pw
+SELECT * FROM public.pw_own ORDER BY id;
+\c contrib_regression
+SET ROLE dw_deliver;
+SELECT dualwrite.disable('pw_own');
+RESET ROLE;
+DROP TABLE pw_own;
+DROP ROLE dw_srv_owner;
+
 -- only the orders stream is left for the tests that follow
 SELECT dualwrite.disable('gone_t');
 SELECT dualwrite.disable('pw_orders');

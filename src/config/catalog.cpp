@@ -14,6 +14,9 @@ extern "C" {
 #include "access/xact.h"
 #include "utils/resowner.h"
 #include "catalog/pg_inherits.h"
+#include "foreign/foreign.h"
+#include "utils/acl.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "nodes/bitmapset.h"
 #include "storage/lmgr.h"
@@ -173,12 +176,50 @@ SpiWithOid(const char *sql, Oid relid, int expected)
 	return SPI_processed;
 }
 
+/*
+ * The catalog (dualwrite.tables, .servers, _table_stats, _held) and the
+ * capture triggers are changed as the extension's owner, never as the
+ * caller: nobody is granted DML on the catalog, so nobody can forge who
+ * enabled a table or who delivers a server, and a delegate with EXECUTE
+ * on enable() needs no right on it.  The caller's own rights (owner of the
+ * table, USAGE on the server, its own user mapping) are checked by the
+ * callers before.  An error inside leaves the switch to the transaction's
+ * abort, which restores the user.
+ */
+struct OwnerScope {
+	Oid user;
+	int sec;
+};
+
+static OwnerScope
+AsExtensionOwner()
+{
+	OwnerScope scope;
+	GetUserIdAndSecContext(&scope.user, &scope.sec);
+	Oid nsp = get_namespace_oid("dualwrite", false);
+	HeapTuple tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	Oid owner = reinterpret_cast<Form_pg_namespace>(GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	SetUserIdAndSecContext(owner, scope.sec | SECURITY_LOCAL_USERID_CHANGE);
+	return scope;
+}
+
+static void
+Restore(OwnerScope scope)
+{
+	SetUserIdAndSecContext(scope.user, scope.sec);
+}
+
 bool
 IsEnabled(Oid relid)
 {
+	OwnerScope scope = AsExtensionOwner();
 	SPI_connect();
 	bool found = SpiWithOid("SELECT 1 FROM dualwrite.tables WHERE tbl::oid = $1", relid, SPI_OK_SELECT) > 0;
 	SPI_finish();
+	Restore(scope);
 	return found;
 }
 
@@ -202,13 +243,15 @@ RecordKey(Oid relid, const TableConfig *cfg)
 void
 InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *column_map)
 {
+	OwnerScope scope = AsExtensionOwner();
+	Oid caller = GetUserId(); /* who enabled it: the caller, not the extension */
 	Oid types[6] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, OIDOID};
 	Datum values[6] = {ObjectIdGetDatum(relid),
 	                   CStringGetTextDatum(mode),
 	                   CStringGetTextDatum(cfg->target_server),
 	                   CStringGetTextDatum(cfg->target_display),
 	                   column_map != nullptr ? JsonbPGetDatum(column_map) : (Datum) 0,
-	                   ObjectIdGetDatum(GetUserId())};
+	                   ObjectIdGetDatum(caller)};
 	char nulls[6] = {' ', ' ', ' ', ' ', column_map != nullptr ? ' ' : 'n', ' '};
 	SPI_connect();
 	if (SPI_execute_with_args("INSERT INTO dualwrite.tables (tbl, mode, target_server, target_table, column_map, "
@@ -220,6 +263,7 @@ InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *colum
 	           "applied = 0, failures = 0, last_applied_at = NULL, last_error = NULL, last_error_at = NULL",
 	           relid, SPI_OK_INSERT);
 	SPI_finish();
+	Restore(scope);
 }
 
 static void
@@ -251,12 +295,14 @@ ForTableAndPartitions(Relation rel, const char *fmt)
 void
 CreateCaptureTriggers(Relation rel)
 {
+	OwnerScope scope = AsExtensionOwner();
 	RunDdl("CREATE TRIGGER dualwrite_capture AFTER INSERT OR UPDATE OR DELETE ON %s "
 	       "FOR EACH ROW EXECUTE FUNCTION dualwrite._capture()",
 	       rel);
 	/* BEFORE: a partition's rows are read before they are gone. */
 	ForTableAndPartitions(rel, "CREATE TRIGGER dualwrite_capture_truncate BEFORE TRUNCATE ON %s "
 	                           "FOR EACH STATEMENT EXECUTE FUNCTION dualwrite._capture_truncate()");
+	Restore(scope);
 }
 
 void
@@ -284,13 +330,16 @@ EnsureTruncateTriggers(Oid relid)
 void
 DropCaptureTriggers(Relation rel)
 {
+	OwnerScope scope = AsExtensionOwner();
 	RunDdl("DROP TRIGGER IF EXISTS dualwrite_capture ON %s", rel);
 	ForTableAndPartitions(rel, "DROP TRIGGER IF EXISTS dualwrite_capture_truncate ON %s");
+	Restore(scope);
 }
 
 int64
 DeleteTableRow(Oid relid)
 {
+	OwnerScope scope = AsExtensionOwner();
 	SPI_connect();
 	SpiWithOid("SELECT count(*) FROM dualwrite._pending WHERE tbl::oid = $1", relid, SPI_OK_SELECT);
 	bool isnull;
@@ -308,6 +357,7 @@ DeleteTableRow(Oid relid)
 		SpiWithOid(sql, relid, SPI_OK_DELETE);
 	}
 	SPI_finish();
+	Restore(scope);
 	return deleted == 0 ? -1 : pending;
 }
 
@@ -423,6 +473,7 @@ LoadAll(int *count)
 Oid
 DeliveringRole(const char *server)
 {
+	OwnerScope scope = AsExtensionOwner();
 	Oid types[1] = {TEXTOID};
 	Datum values[1] = {CStringGetTextDatum(server)};
 	SPI_connect();
@@ -436,12 +487,14 @@ DeliveringRole(const char *server)
 		role = isnull ? InvalidOid : DatumGetObjectId(d);
 	}
 	SPI_finish();
+	Restore(scope);
 	return role;
 }
 
 void
 SetDeliveringRole(const char *server, Oid role)
 {
+	OwnerScope scope = AsExtensionOwner();
 	Oid types[2] = {TEXTOID, OIDOID};
 	Datum values[2] = {CStringGetTextDatum(server), ObjectIdGetDatum(role)};
 	SPI_connect();
@@ -451,11 +504,13 @@ SetDeliveringRole(const char *server, Oid role)
 	                          2, types, values, nullptr, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record the delivering role in dualwrite.servers");
 	SPI_finish();
+	Restore(scope);
 }
 
 bool
 ServerInUse(const char *server)
 {
+	OwnerScope scope = AsExtensionOwner();
 	Oid types[1] = {TEXTOID};
 	Datum values[1] = {CStringGetTextDatum(server)};
 	SPI_connect();
@@ -464,7 +519,24 @@ ServerInUse(const char *server)
 		elog(ERROR, "could not read dualwrite.tables");
 	bool used = SPI_processed > 0;
 	SPI_finish();
+	Restore(scope);
 	return used;
+}
+
+const char *
+ServerTrustProblem(const char *server, Oid deliver_as)
+{
+	ForeignServer *fs = GetForeignServerByName(server, true);
+	if (fs == nullptr)
+		return psprintf("server \"%s\" does not exist", server);
+	Oid owner = fs->owner;
+	/* Whoever may change the server's options decides where the delivering
+	 * role's credentials go: that must be the role itself, or a superuser. */
+	if (superuser_arg(owner) || owner == deliver_as || (RoleExists(deliver_as) && has_privs_of_role(deliver_as, owner)))
+		return nullptr;
+	return psprintf("server \"%s\" is owned by role \"%s\", who could point it elsewhere and receive the "
+	                "changes and credentials of the delivering role \"%s\"",
+	                server, RoleDisplay(owner), RoleDisplay(deliver_as));
 }
 
 bool

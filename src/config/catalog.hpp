@@ -93,6 +93,10 @@ bool ServerInUse(const char *server);
 /* Does a role with this OID exist (InvalidOid: no)? */
 bool RoleExists(Oid role);
 
+/* Why `server` cannot be trusted with `deliver_as`'s user mapping (its
+ * owner is neither a superuser nor that role), or NULL. */
+const char *ServerTrustProblem(const char *server, Oid deliver_as);
+
 /* The role's name, or "role with OID n" once it was dropped (for messages). */
 const char *RoleDisplay(Oid role);
 

@@ -324,6 +324,23 @@ struct Out {
 	ReturnSetInfo *rsinfo;
 };
 
+/* The first column of a one-parameter local query, or NULL (palloc'd). */
+static const char *
+LocalText(const char *sql, Oid relid)
+{
+	Oid types[1] = {OIDOID};
+	Datum values[1] = {ObjectIdGetDatum(relid)};
+	SPI_connect();
+	if (SPI_execute_with_args(sql, 1, types, values, nullptr, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not run: %s", sql);
+	char *v = SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : nullptr;
+	char *copy = v != nullptr ? static_cast<char *>(SPI_palloc(strlen(v) + 1)) : nullptr;
+	if (copy != nullptr)
+		strcpy(copy, v);
+	SPI_finish();
+	return copy;
+}
+
 static void
 AddRow(Out *out, const char *check, const char *object, bool ok, const char *severity, const char *detail,
        const char *hint)
@@ -567,6 +584,28 @@ CheckServer(Out *out, const char *server, Oid row_role, TableConfig **cfgs, int 
 			continue;
 		const char *legacy = get_rel_name(cfg->relid);
 		const char *object = DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(cfg->relid)));
+		/* Local: is every change captured, and is the table flowing?  (For
+		 * superusers: the catalog behind it is not the delivering role's.) */
+		if (superuser())
+		Check(out, "capture triggers", object, "error", [&]() -> const char * {
+			const char *state = LocalText("SELECT dualwrite._capture_state($1::pg_catalog.regclass)", cfg->relid);
+			if (state == nullptr || strcmp(state, "ok") != 0)
+				ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				                errmsg("%s", state != nullptr ? state : "no capture state"),
+				                errhint("Changes of the table are not captured as they should be.  A superuser can "
+				                        "call dualwrite.disable() and dualwrite.enable() to reinstall the triggers.")));
+			return "dualwrite_capture and dualwrite_capture_truncate in place and enabled";
+		});
+		if (superuser())
+		Check(out, "not held", object, "warning", [&]() -> const char * {
+			const char *reason = LocalText("SELECT reason FROM dualwrite._held WHERE relid = $1", cfg->relid);
+			if (reason != nullptr)
+				ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				                errmsg("held: %s", reason),
+				                errhint("Its changes wait and are retried; fix the cause on the modern side (see "
+				                        "dualwrite.status.held_reason).")));
+			return "delivered with the other tables of its server";
+		});
 		if (!reachable) {
 			const char *why = psprintf("server \"%s\" could not be used", server);
 			NotChecked(out, "target table", object, why);

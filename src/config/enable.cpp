@@ -144,6 +144,11 @@ Enable(FunctionCallInfo fcinfo)
 	bool new_role;
 	Oid deliver_as = ChooseDeliveringRole(server, RelationGetRelationName(rel), &new_role);
 
+	const char *untrusted = ServerTrustProblem(server, deliver_as);
+	if (untrusted != nullptr)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("%s", untrusted),
+		                errhint("ALTER SERVER %s OWNER TO the delivering role or a superuser.", quote_identifier(server))));
+
 	TableConfig *cfg = BuildTableConfig(rel, server, target_table, column_map);
 	ddl::CheckPartitionKeys(rel, cfg, ShareRowExclusiveLock);
 	cfg->deliver_as = deliver_as;
@@ -205,6 +210,13 @@ static Datum
 Disable(FunctionCallInfo fcinfo)
 {
 	Oid relid = PG_GETARG_OID(0);
+	/* The catalog is changed as the extension's owner: the caller's own
+	 * right comes first (and before any lock). */
+	if (!superuser() && !pg_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("must be owner of table %s to stop dual-writing it",
+		                       get_rel_name(relid) != nullptr ? quote_identifier(get_rel_name(relid)) : "?"),
+		                errdetail("Only the table's owner or a superuser may call dualwrite.disable() on it.")));
 	Relation rel = table_open(relid, ShareRowExclusiveLock);
 	int64 discarded = DeleteTableRow(relid);
 	if (discarded < 0)

@@ -170,6 +170,12 @@ DrainRange(Stream *s)
 static int64
 DrainStream(Stream *s)
 {
+	/* Checked every round: a server's owner may change after enable(). */
+	const char *untrusted = OidIsValid(s->userid) ? config::ServerTrustProblem(s->server, s->userid) : nullptr;
+	if (untrusted != nullptr)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("%s", untrusted),
+		                errhint("Nothing is sent to this server until it is owned by the delivering role or a "
+		                        "superuser.")));
 	EnsureConnected(s, Origin(s));
 	int64 total = 0;
 	if (s->cur_snapshot != nullptr)
