@@ -22,8 +22,7 @@ RaiseUnexpected(PGconn *conn, PGresult *res, const Shape &shape, const char *det
 	ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION),
 	                errmsg("server \"%s\" returned an unexpected result for %s", ServerName(conn), shape.what),
 	                errdetail_internal("%s", detail),
-	                errhint("Check that the server is the modern PostgreSQL database (host, port); pg_dualwrite "
-	                        "needs PostgreSQL 12 or later there.")));
+	                errhint("Check that the server is the modern PostgreSQL database (host, port).")));
 	pg_unreachable();
 }
 
