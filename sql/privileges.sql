@@ -105,6 +105,8 @@ CREATE ROLE dw_intruder NOLOGIN;
 GRANT USAGE ON SCHEMA dualwrite TO dw_intruder;
 GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name) TO dw_intruder;
 GRANT SELECT ON dualwrite.tables, dualwrite.servers TO dw_intruder;
+-- (USAGE on the server, so the refusal shown is the delivering role's)
+GRANT USAGE ON FOREIGN SERVER modern_pw TO dw_intruder;
 CREATE TABLE intruder_t (id bigint PRIMARY KEY, v text);
 ALTER TABLE intruder_t OWNER TO dw_intruder;
 SET ROLE dw_intruder;

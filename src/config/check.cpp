@@ -23,6 +23,7 @@
 #include "config/guc.hpp"
 #include "core/typecompat.hpp"
 #include "remote/connection.hpp"
+#include "remote/result.hpp"
 #include "shmem/shmem.hpp"
 
 extern "C" {
@@ -52,12 +53,12 @@ Compatible(const char *legacy_name, char legacy_cat, const char *modern_name, ch
 	});
 }
 
-/* Run a remote catalog query; caller PQclears. */
+/* Run a remote catalog query whose result must have `shape`; caller PQclears. */
 static PGresult *
-RemoteQuery(PGconn *conn, const char *fmt, const char *a, const char *b)
+RemoteQuery(PGconn *conn, const remote::Shape &shape, const char *fmt, const char *a, const char *b)
 {
 	char *sql = psprintf(fmt, a, b);
-	PGresult *res = remote::Query(conn, sql);
+	PGresult *res = remote::QueryShaped(conn, sql, shape);
 	pfree(sql);
 	return res;
 }
@@ -76,13 +77,16 @@ void
 CheckTarget(const char *legacy_name, const TableConfig *cfg, PGconn *conn)
 {
 	const char *target = cfg->target_display;
-	PGresult *res = RemoteQuery(conn,
+	/* Every value is checked as it is read (remote/result.hpp): a server
+	 * that is not what it claims must not crash us. */
+	const remote::Shape lookup = {psprintf("the lookup of target table %s", target), 2, 0, 1};
+	PGresult *res = RemoteQuery(conn, lookup,
 	                            "SELECT c.oid, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
 	                            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
 	                            quote_literal_cstr(cfg->target_schema), quote_literal_cstr(cfg->target_name));
 	int found = PQntuples(res);
-	char *target_oid = found > 0 ? pstrdup(PQgetvalue(res, 0, 0)) : nullptr;
-	char relkind = found > 0 ? PQgetvalue(res, 0, 1)[0] : '\0';
+	char *target_oid = found > 0 ? pstrdup(remote::ValueOid(conn, res, 0, 0, lookup)) : nullptr;
+	char relkind = found > 0 ? remote::ValueChar(conn, res, 0, 1, lookup) : '\0';
 	PQclear(res);
 	if (found == 0)
 		RaiseNoTarget(cfg);
@@ -90,7 +94,9 @@ CheckTarget(const char *legacy_name, const TableConfig *cfg, PGconn *conn)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
 		                errmsg("target %s on server \"%s\" is not a table", target, cfg->target_server)));
 
-	res = RemoteQuery(conn,
+	const remote::Shape columns = {psprintf("the columns of target table %s", target), 5, 0,
+	                               remote::kMaxResultRows};
+	res = RemoteQuery(conn, columns,
 	                  "SELECT a.attname, bt.typname, bt.typcategory, a.attgenerated <> '', "
 	                  "pg_catalog.format_type(a.atttypid, a.atttypmod) "
 	                  "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
@@ -102,7 +108,7 @@ CheckTarget(const char *legacy_name, const TableConfig *cfg, PGconn *conn)
 		const ColumnConfig *col = &cfg->columns[i];
 		int match = -1;
 		for (int r = 0; r < nremote && match < 0; r++)
-			if (strcmp(PQgetvalue(res, r, 0), col->modern_name) == 0)
+			if (strcmp(remote::ValueText(conn, res, r, 0, columns), col->modern_name) == 0)
 				match = r;
 		if (match < 0) {
 			PQclear(res);
@@ -115,10 +121,10 @@ CheckTarget(const char *legacy_name, const TableConfig *cfg, PGconn *conn)
 			                        "'{\"%s\": \"other_column\"}' (null leaves it out).",
 			                        col->legacy_name)));
 		}
-		bool generated = PQgetvalue(res, match, 3)[0] == 't';
-		char *mtype = pstrdup(PQgetvalue(res, match, 1));
-		char *mdisplay = pstrdup(PQgetvalue(res, match, 4));
-		char mcat = PQgetvalue(res, match, 2)[0];
+		bool generated = remote::ValueBool(conn, res, match, 3, columns);
+		char *mtype = pstrdup(remote::ValueText(conn, res, match, 1, columns));
+		char *mdisplay = pstrdup(remote::ValueText(conn, res, match, 4, columns));
+		char mcat = remote::ValueChar(conn, res, match, 2, columns);
 		if (generated) {
 			PQclear(res);
 			ereport(ERROR, (errcode(ERRCODE_INVALID_COLUMN_DEFINITION),
@@ -137,7 +143,9 @@ CheckTarget(const char *legacy_name, const TableConfig *cfg, PGconn *conn)
 	PQclear(res);
 
 	/* ON CONFLICT needs a unique index on exactly the key's columns. */
-	res = RemoteQuery(conn,
+	const remote::Shape keys = {psprintf("the unique indexes of target table %s", target), 2, 0,
+	                            remote::kMaxResultRows};
+	res = RemoteQuery(conn, keys,
 	                  "SELECT i.indexrelid, a.attname FROM pg_catalog.pg_index i "
 	                  "CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) AS k(attnum) "
 	                  "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
@@ -149,12 +157,13 @@ CheckTarget(const char *legacy_name, const TableConfig *cfg, PGconn *conn)
 		nkey += cfg->columns[i].is_key ? 1 : 0;
 	bool key_ok = false;
 	for (int r = 0; r < PQntuples(res) && !key_ok;) {
-		const char *index = PQgetvalue(res, r, 0);
+		const char *index = remote::ValueOid(conn, res, r, 0, keys);
 		int width = 0, matched = 0;
-		for (; r < PQntuples(res) && strcmp(PQgetvalue(res, r, 0), index) == 0; r++) {
+		for (; r < PQntuples(res) && strcmp(remote::ValueOid(conn, res, r, 0, keys), index) == 0; r++) {
 			width++;
+			const char *attname = remote::ValueText(conn, res, r, 1, keys);
 			for (int i = 0; i < cfg->ncolumns; i++)
-				if (cfg->columns[i].is_key && strcmp(cfg->columns[i].modern_name, PQgetvalue(res, r, 1)) == 0)
+				if (cfg->columns[i].is_key && strcmp(cfg->columns[i].modern_name, attname) == 0)
 					matched++;
 		}
 		key_ok = width == nkey && matched == nkey;
@@ -174,8 +183,9 @@ CheckTarget(const char *legacy_name, const TableConfig *cfg, PGconn *conn)
 static const char *
 RemoteUser(PGconn *conn)
 {
-	PGresult *res = remote::Query(conn, "SELECT pg_catalog.quote_ident(current_user::text)");
-	char *user = pstrdup(PQgetvalue(res, 0, 0));
+	const remote::Shape shape = {"the name of the modern role", 1, 1, 1};
+	PGresult *res = remote::QueryShaped(conn, "SELECT pg_catalog.quote_ident(current_user::text)", shape);
+	char *user = pstrdup(remote::ValueText(conn, res, 0, 0, shape));
 	PQclear(res);
 	return user;
 }
@@ -191,14 +201,16 @@ CheckTargetPrivileges(const TableConfig *cfg, PGconn *conn)
 	             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	             "WHERE n.nspname = %s AND c.relname = %s",
 	             kTablePrivileges, quote_literal_cstr(cfg->target_schema), quote_literal_cstr(cfg->target_name));
-	PGresult *res = remote::Query(conn, sql);
+	const remote::Shape shape = {psprintf("the privileges on target table %s", cfg->target_display), 3, 0, 1};
+	PGresult *res = remote::QueryShaped(conn, sql, shape);
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		RaiseNoTarget(cfg);
 	}
-	bool usage = PQgetvalue(res, 0, 0)[0] == 't';
-	char *missing = PQgetisnull(res, 0, 1) ? nullptr : pstrdup(PQgetvalue(res, 0, 1));
-	char *user = pstrdup(PQgetvalue(res, 0, 2));
+	bool usage = remote::ValueBool(conn, res, 0, 0, shape);
+	const char *missing_value = remote::ValueText(conn, res, 0, 1, shape, true);
+	char *missing = missing_value == nullptr ? nullptr : pstrdup(missing_value);
+	char *user = pstrdup(remote::ValueText(conn, res, 0, 2, shape));
 	PQclear(res);
 	if (!usage)
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -219,12 +231,15 @@ CheckTargetPrivileges(const TableConfig *cfg, PGconn *conn)
 void
 CheckTempPrivilege(const char *server, PGconn *conn)
 {
-	PGresult *res = remote::Query(conn, "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), "
+	const remote::Shape shape = {"the TEMPORARY privilege check", 3, 1, 1};
+	PGresult *res = remote::QueryShaped(conn,
+	                                    "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), "
 	                                    "'TEMPORARY'), pg_catalog.quote_ident(pg_catalog.current_database()::text), "
-	                                    "pg_catalog.quote_ident(current_user::text)");
-	bool ok = PQgetvalue(res, 0, 0)[0] == 't';
-	char *db = pstrdup(PQgetvalue(res, 0, 1));
-	char *user = pstrdup(PQgetvalue(res, 0, 2));
+	                                    "pg_catalog.quote_ident(current_user::text)",
+	                                    shape);
+	bool ok = remote::ValueBool(conn, res, 0, 0, shape);
+	char *db = pstrdup(remote::ValueText(conn, res, 0, 1, shape));
+	char *user = pstrdup(remote::ValueText(conn, res, 0, 2, shape));
 	PQclear(res);
 	if (!ok)
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -242,7 +257,8 @@ CheckProgressPrivilege(const char *server, PGconn *conn)
 	 * the schema exists, CREATE TABLE IF NOT EXISTS checks CREATE on the
 	 * schema, and ALTER TABLE ... ADD COLUMN IF NOT EXISTS needs ownership.
 	 */
-	PGresult *res = remote::Query(
+	const remote::Shape shape = {"the progress table privilege check", 5, 1, 1};
+	PGresult *res = remote::QueryShaped(
 	    conn, "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'), "
 	          "n.oid IS NULL OR (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
 	          "pg_catalog.has_schema_privilege(n.oid, 'CREATE')), "
@@ -250,12 +266,13 @@ CheckProgressPrivilege(const char *server, PGconn *conn)
 	          "pg_catalog.quote_ident(pg_catalog.current_database()::text), pg_catalog.quote_ident(current_user::text) "
 	          "FROM (SELECT 1) AS one "
 	          "LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = '_dualwrite' "
-	          "LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'applied'");
-	bool db_create = PQgetvalue(res, 0, 0)[0] == 't';
-	bool schema_ok = PQgetvalue(res, 0, 1)[0] == 't';
-	bool owner_ok = PQgetvalue(res, 0, 2)[0] == 't';
-	char *db = pstrdup(PQgetvalue(res, 0, 3));
-	char *user = pstrdup(PQgetvalue(res, 0, 4));
+	          "LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'applied'",
+	    shape);
+	bool db_create = remote::ValueBool(conn, res, 0, 0, shape);
+	bool schema_ok = remote::ValueBool(conn, res, 0, 1, shape);
+	bool owner_ok = remote::ValueBool(conn, res, 0, 2, shape);
+	char *db = pstrdup(remote::ValueText(conn, res, 0, 3, shape));
+	char *user = pstrdup(remote::ValueText(conn, res, 0, 4, shape));
 	PQclear(res);
 	if (!db_create)
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -463,11 +480,19 @@ CheckEncryption(const char *server, Oid role, bool *ok, const char **detail, con
 	*ok = sslmode != nullptr && (strcmp(sslmode, "require") == 0 || strcmp(sslmode, "verify-ca") == 0 ||
 	                             strcmp(sslmode, "verify-full") == 0);
 	if (*ok) {
-		*detail = psprintf("sslmode is %s", sslmode);
+		*detail = strcmp(sslmode, "verify-full") == 0
+		              ? psprintf("sslmode is %s", sslmode)
+		              : psprintf("sslmode is %s: encrypted, but the certificate's host name is not checked, so an "
+		                         "impostor with a certificate of the same CA gets the password; verify-full checks it",
+		                         sslmode);
 		return true;
 	}
+	/* PostgreSQL 15's libpq has no require_auth: a server (or whoever
+	 * answers at its address) that asks for cleartext password
+	 * authentication gets the password as it is, unless SSL verifies it. */
 	*detail = psprintf("the user mapping sends a password, but server \"%s\" does not require SSL (sslmode %s): "
-	                   "the password and the rows can cross the network unencrypted",
+	                   "the password and the rows can cross the network unencrypted, and a server that asks for "
+	                   "cleartext password authentication receives the password as is",
 	                   server, sslmode != nullptr ? quote_literal_cstr(sslmode) : "not set: libpq's default is prefer");
 	*hint = psprintf("Run ALTER SERVER %s OPTIONS (%s sslmode 'verify-full'), with sslrootcert naming the CA of the "
 	                 "modern server.",

@@ -96,6 +96,31 @@ ChooseDeliveringRole(const char *server, const char *table, bool *is_new)
 	return role;
 }
 
+/*
+ * What the caller needs before enable() takes any lock: to own the table
+ * (or be a superuser: CREATE TRIGGER needs as much) and USAGE on the
+ * server it would send the table to.
+ */
+static void
+CheckCallerPrivileges(Oid relid, ForeignServer *fs)
+{
+	const char *relname = get_rel_name(relid);
+	if (relname == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("permission denied to enable dual write of table \"%s\"", relname),
+		                errdetail("Only the owner of the table or a superuser may enable it."),
+		                errhint("Have the owner of table \"%s\" call dualwrite.enable().", relname)));
+	if (pg_foreign_server_aclcheck(fs->serverid, GetUserId(), ACL_USAGE) != ACLCHECK_OK)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("permission denied for foreign server %s", fs->servername),
+		                errdetail("Enabling table \"%s\" for server \"%s\" needs USAGE on the server.", relname,
+		                          fs->servername),
+		                errhint("A superuser or the server's owner can run GRANT USAGE ON FOREIGN SERVER %s TO ...;",
+		                        quote_identifier(fs->servername))));
+}
+
 /* Everything delivery needs on the modern side that is not per table. */
 static void
 CheckServerPrivileges(const char *server, PGconn *conn)
@@ -131,6 +156,10 @@ Enable(FunctionCallInfo fcinfo)
 		                errhint("Create it with CREATE SERVER %s FOREIGN DATA WRAPPER dualwrite OPTIONS (host '...', "
 		                        "port '...', dbname '...') and a USER MAPPING for it.",
 		                        quote_identifier(server))));
+
+	/* Privileges first, so a role that may not enable the table cannot
+	 * make us lock it (ownership and ACLs are read without a lock). */
+	CheckCallerPrivileges(relid, fs);
 
 	/* The lock CREATE TRIGGER takes, taken first so it is never upgraded. */
 	Relation rel = table_open(relid, ShareRowExclusiveLock);

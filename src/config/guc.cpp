@@ -26,6 +26,7 @@ int retry_backoff_max_ms = 30000;
 int rotate_interval_s = 2;
 int connect_timeout_s = 10;
 int remote_timeout_ms = 120000;
+int max_result_kb = 16 * 1024;
 int max_sort_keys = 2 * 1024 * 1024;
 int batch_bytes_kb = 64 * 1024;
 
@@ -118,17 +119,33 @@ DefineSettings()
 	                                     "without VACUUM."),
 	                        &rotate_interval_s, 2, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
 
+	/* A bound of our own: a server's connect_timeout option (set by its
+	 * owner, or 0 for "forever") may lower it, never raise it. */
 	DefineCustomIntVariable("dualwrite.connect_timeout",
-	                        gettext_noop("Time allowed to connect to the modern database."),
-	                        gettext_noop("Used when the foreign server sets no connect_timeout option."),
+	                        gettext_noop("Longest time allowed to connect to the modern database."),
+	                        gettext_noop("A foreign server's connect_timeout option can only lower it."),
 	                        &connect_timeout_s, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
 
-	/* Generous: a batch of 10,000 upserts takes well under a second. */
+	/* Generous: a batch of 10,000 upserts takes well under a second.  A
+	 * total, not an inactivity timer: a server that keeps sending notices
+	 * (a target trigger, a hostile listener) must not hold a call forever. */
 	DefineCustomIntVariable("dualwrite.remote_timeout",
-	                        gettext_noop("Longest wait for the modern database to answer during a remote call."),
+	                        gettext_noop("Longest time one remote call to the modern database may take in total."),
 	                        gettext_noop("The connection is dropped and the work retried; 0 waits forever "
 	                                     "(cancel and terminate still work)."),
 	                        &remote_timeout_ms, 120000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+	                        nullptr);
+
+	/* What one remote call may receive (results, notices, errors), counted
+	 * as it arrives: a server that answers with gigabytes must not drive a
+	 * backend or the worker out of memory.  Our catalog queries and the
+	 * worker's commands get kilobytes back.  PGC_SUSET: a superuser may
+	 * raise it for one session (enable() of a table of thousands of
+	 * columns); the worker reads postgresql.conf. */
+	DefineCustomIntVariable("dualwrite.max_result_size",
+	                        gettext_noop("Most data one remote call may receive from the modern database."),
+	                        gettext_noop("The call fails with an error and the connection is dropped."),
+	                        &max_result_kb, 16 * 1024, 64, 1024 * 1024, PGC_SUSET, GUC_UNIT_KB, nullptr, nullptr,
 	                        nullptr);
 
 	/* 2M keys of 32 bytes: 64 MB, enough to sort a backlog of 2M changes at once. */

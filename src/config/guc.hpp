@@ -21,7 +21,8 @@ extern int rotate_interval_s;    /* dualwrite.outbox_rotate_interval */
 extern int connect_timeout_s;    /* dualwrite.connect_timeout */
 extern int max_sort_keys;        /* dualwrite.max_sort_keys: memory bound of a drain pass */
 extern int batch_bytes_kb;       /* dualwrite.batch_bytes: image bytes per batch (kB) */
-extern int remote_timeout_ms;    /* dualwrite.remote_timeout: max wait for the modern side */
+extern int remote_timeout_ms;    /* dualwrite.remote_timeout: longest remote call, in total */
+extern int max_result_kb;        /* dualwrite.max_result_size: most a remote call may receive (kB) */
 
 /* Define every setting; called once from _PG_init. */
 void DefineSettings();

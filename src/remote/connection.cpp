@@ -9,6 +9,8 @@
  * IDENTIFICATION  src/remote/connection.cpp
  *-------------------------------------------------------------------------
  */
+#include <sys/ioctl.h>
+
 #include "remote/connection.hpp"
 
 #include "boundary/boundary.hpp"
@@ -108,17 +110,65 @@ OwnByTransaction(PGconn *conn)
 }
 
 /*
+ * The remote call in progress (one at a time per backend): when it must be
+ * over, and how many bytes it has received.  Both are bounds of our own
+ * (dualwrite.remote_timeout, dualwrite.max_result_size), so a server that
+ * keeps sending notices, answers with gigabytes or never answers cannot hold
+ * a backend or the worker, or drive it out of memory.
+ */
+static TimestampTz call_deadline = 0;
+static uint64 call_received = 0;
+
+/* Every public function that waits for the modern side starts a call. */
+static void
+StartCall()
+{
+	call_deadline = guc::remote_timeout_ms > 0
+	                    ? TimestampTzPlusMilliseconds(GetCurrentTimestamp(), guc::remote_timeout_ms)
+	                    : 0;
+	call_received = 0;
+}
+
+/* Count what is about to be read from the socket; raise once over the cap.
+ * (FIONREAD: what the kernel holds, read next by libpq; a close count, and
+ * it bounds what libpq can buffer.) */
+static void
+CountIncoming(PGconn *conn)
+{
+	int avail = 0;
+	if (ioctl(PQsocket(conn), FIONREAD, &avail) == 0 && avail > 0)
+		call_received += static_cast<uint64>(avail);
+	uint64 limit = static_cast<uint64>(guc::max_result_kb) * 1024;
+	if (call_received > limit)
+		ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION),
+		                errmsg("server \"%s\" sent more than %d kB in answer to one command", ServerName(conn),
+		                       guc::max_result_kb),
+		                errdetail("dualwrite.max_result_size bounds what one remote call may receive; the "
+		                          "commands pg_dualwrite sends get small answers."),
+		                errhint("Check that the server is the modern PostgreSQL database (host, port), and that no "
+		                        "trigger on the modern side floods notices; the connection is dropped.")));
+}
+
+/* PQconsumeInput, counted against dualwrite.max_result_size. */
+static bool
+ConsumeInput(PGconn *conn)
+{
+	CountIncoming(conn);
+	return PQconsumeInput(conn) != 0;
+}
+
+/*
  * Wait until the socket is ready or an interrupt arrives.  `deadline` bounds
- * a connection attempt; any other wait is bounded by dualwrite.remote_timeout
- * of inactivity, so a target that accepts a connection and then never
- * answers cannot stall a backend or the worker for good.
+ * a connection attempt; any other wait is bounded by the deadline of the
+ * call in progress (StartCall): dualwrite.remote_timeout in total, notices
+ * and partial answers included.
  */
 static void
 WaitSocket(PGconn *conn, int io_events, TimestampTz deadline, const char *what)
 {
 	bool connecting = deadline != 0;
-	if (!connecting && guc::remote_timeout_ms > 0)
-		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), guc::remote_timeout_ms);
+	if (!connecting)
+		deadline = call_deadline;
 	long timeout_ms = -1;
 	int events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | io_events;
 	if (deadline != 0) {
@@ -127,16 +177,20 @@ WaitSocket(PGconn *conn, int io_events, TimestampTz deadline, const char *what)
 			ereport(ERROR, (errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 			                errmsg("could not connect to server \"%s\": timeout expired", ServerName(conn)),
 			                errdetail("No answer while %s.", what)));
+		if (timeout_ms <= 0)
+			timeout_ms = 0; /* already over: report it below */
 		events |= WL_TIMEOUT;
 	}
 	int rc = WaitLatchOrSocket(MyLatch, events, PQsocket(conn), timeout_ms, PG_WAIT_EXTENSION);
 	if (rc & WL_LATCH_SET)
 		ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
-	if ((rc & WL_TIMEOUT) && !connecting)
+	if (!connecting && deadline != 0 && GetCurrentTimestamp() >= deadline)
 		ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
 		                errmsg("server \"%s\" did not answer within %d ms", ServerName(conn), guc::remote_timeout_ms),
-		                errdetail("No answer while %s.", what),
+		                errdetail("No complete answer while %s; dualwrite.remote_timeout bounds each remote call in "
+		                          "total, notices included.",
+		                          what),
 		                errhint("The work is retried on a new connection; raise dualwrite.remote_timeout if the "
 		                        "modern database is only slow.")));
 }
@@ -172,6 +226,102 @@ IsLibpqOption(const char *keyword, bool *is_user_option)
 	return false;
 }
 
+/*
+ * Options only a superuser may set (postgres_fdw and dblink's reasoning):
+ * they make libpq read files of the legacy server (its password file,
+ * service file, certificates and keys), choose how it authenticates, or
+ * pass arbitrary settings to the remote session.  In a non-superuser's
+ * hands they would lend the legacy server's own credentials and files.
+ */
+static const char *const kSuperuserOnlyOptions[] = {"passfile",   "service", "options",     "sslkey",
+                                                    "sslcert",    "sslrootcert", "sslcrl", "sslcrldir",
+                                                    "requirepeer", "krbsrvname", "gsslib", nullptr};
+
+/* Of those, the ones that stand for the legacy server's own stored
+ * credentials: no non-superuser delivering role uses them, whoever set them. */
+static const char *const kServerCredentialOptions[] = {"passfile", "service", nullptr};
+
+static bool
+InList(const char *const *list, const char *name)
+{
+	for (int i = 0; list[i] != nullptr; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* An option's value in a DefElem list, or nullptr. */
+static const char *
+FindOption(List *options, const char *name)
+{
+	ListCell *lc;
+	foreach (lc, options) {
+		DefElem *def = static_cast<DefElem *>(lfirst(lc));
+		if (strcmp(def->defname, name) == 0)
+			return defGetString(def);
+	}
+	return nullptr;
+}
+
+/*
+ * Does a server with these options connect through a Unix-domain socket?
+ * Yes when no hostaddr is given and host is missing or empty (libpq's
+ * default socket, or PGHOST of the legacy server) or one of its
+ * comma-separated entries is empty or a path ('/...', or '@...' for an
+ * abstract socket).  A local socket lets peer and trust authentication log
+ * in as the legacy server's operating-system user.
+ */
+static bool
+UsesLocalSocket(List *server_options)
+{
+	const char *hostaddr = FindOption(server_options, "hostaddr");
+	if (hostaddr != nullptr && hostaddr[0] != '\0')
+		return false;
+	const char *host = FindOption(server_options, "host");
+	if (host == nullptr || host[0] == '\0')
+		return true;
+	for (const char *p = host;;) {
+		while (*p == ' ')
+			p++;
+		if (*p == '\0' || *p == ',' || *p == '/' || *p == '@')
+			return true;
+		p = strchr(p, ',');
+		if (p == nullptr)
+			return false;
+		p++;
+	}
+}
+
+/* Refuse the options of `catalog` that only a superuser may set. */
+static void
+CheckSuperuserOnlyOptions(List *options, Oid catalog)
+{
+	if (superuser())
+		return;
+	const char *object = catalog == UserMappingRelationId ? "a user mapping" : "a server";
+	ListCell *lc;
+	foreach (lc, options) {
+		DefElem *def = static_cast<DefElem *>(lfirst(lc));
+		if (InList(kSuperuserOnlyOptions, def->defname))
+			ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			                errmsg("permission denied to set option \"%s\" of %s of the dualwrite wrapper",
+			                       def->defname, object),
+			                errdetail("Only superusers may set passfile, service, options, sslkey, sslcert, "
+			                          "sslrootcert, sslcrl, sslcrldir, requirepeer, krbsrvname, gsslib and a "
+			                          "Unix-domain socket host: they make the legacy server use its own files "
+			                          "or credentials."),
+			                errhint("Ask a superuser to set it, or leave it out.")));
+	}
+	if (catalog == ForeignServerRelationId && UsesLocalSocket(options))
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("permission denied to connect a server of the dualwrite wrapper through a "
+		                       "Unix-domain socket"),
+		                errdetail("Only superusers may give a socket directory as host, or leave host and hostaddr "
+		                          "out: a local socket can log in as the legacy server's own operating-system "
+		                          "user."),
+		                errhint("Give host (a name or an IP address) and port of the modern database.")));
+}
+
 void
 ValidateOptions(List *options, Oid catalog)
 {
@@ -201,6 +351,7 @@ ValidateOptions(List *options, Oid catalog)
 				                errhint("Give a whole number of seconds.")));
 		}
 	}
+	CheckSuperuserOnlyOptions(options, catalog);
 }
 
 /* The notices of the remote session go to our log at DEBUG1, not to stderr (P19). */
@@ -260,9 +411,30 @@ FlushOutput(PGconn *conn, const char *sql)
 		if (rc < 0)
 			RaiseRemoteError(conn, nullptr, sql);
 		WaitSocket(conn, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, 0, "sending");
-		if (!PQconsumeInput(conn))
+		if (!ConsumeInput(conn))
 			RaiseRemoteError(conn, nullptr, sql);
 	}
+}
+
+/* A COPY state where none was asked for: a server that does not follow
+ * what we sent (PQgetResult would return it again and again). */
+static bool
+IsCopyState(ExecStatusType st)
+{
+	return st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH;
+}
+
+[[noreturn]] static void
+RaiseUnexpectedCopy(PGconn *conn, PGresult *res, const char *sql)
+{
+	const char *status = PQresStatus(PQresultStatus(res));
+	PQclear(res);
+	ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION),
+	                errmsg("server \"%s\" returned an unexpected result for a remote command", ServerName(conn)),
+	                errdetail("It answered with %s, which the command does not start.", status),
+	                errcontext("remote SQL command on server \"%s\": %.100s", ServerName(conn), sql != nullptr ? sql : ""),
+	                errhint("Check that the server is the modern PostgreSQL database (host, port).")));
+	pg_unreachable();
 }
 
 /* Next result of the running command, waiting interruptibly; NULL when done. */
@@ -271,7 +443,7 @@ NextResult(PGconn *conn, const char *sql)
 {
 	while (PQisBusy(conn)) {
 		WaitSocket(conn, WL_SOCKET_READABLE, 0, "waiting for a result");
-		if (!PQconsumeInput(conn))
+		if (!ConsumeInput(conn))
 			RaiseRemoteError(conn, nullptr, sql);
 	}
 	return PQgetResult(conn);
@@ -285,6 +457,11 @@ CollectResults(PGconn *conn, const char *sql)
 	PGresult *res, *failed = nullptr;
 	while ((res = NextResult(conn, sql)) != nullptr) {
 		ExecStatusType st = PQresultStatus(res);
+		if (IsCopyState(st)) {
+			if (failed != nullptr)
+				PQclear(failed);
+			RaiseUnexpectedCopy(conn, res, sql);
+		}
 		if (failed == nullptr && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
 			failed = res;
 		else
@@ -304,19 +481,24 @@ Send(PGconn *conn, const char *sql)
 void
 SendCommand(PGconn *conn, const char *sql)
 {
+	StartCall();
 	Send(conn, sql);
 }
 
 void
 Exec(PGconn *conn, const char *sql)
 {
+	StartCall();
 	Send(conn, sql);
-	WaitCommand(conn, sql);
+	PGresult *failed = CollectResults(conn, sql);
+	if (failed != nullptr)
+		RaiseRemoteError(conn, failed, sql);
 }
 
 void
 WaitCommand(PGconn *conn, const char *sql)
 {
+	StartCall();
 	PGresult *failed = CollectResults(conn, sql);
 	if (failed != nullptr)
 		RaiseRemoteError(conn, failed, sql);
@@ -325,10 +507,18 @@ WaitCommand(PGconn *conn, const char *sql)
 PGresult *
 Query(PGconn *conn, const char *sql)
 {
+	StartCall();
 	Send(conn, sql);
 	PGresult *res, *last = nullptr, *failed = nullptr;
 	while ((res = NextResult(conn, sql)) != nullptr) {
 		ExecStatusType st = PQresultStatus(res);
+		if (IsCopyState(st)) {
+			if (last != nullptr)
+				PQclear(last);
+			if (failed != nullptr)
+				PQclear(failed);
+			RaiseUnexpectedCopy(conn, res, sql);
+		}
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 			if (failed == nullptr)
 				failed = res;
@@ -351,6 +541,7 @@ Query(PGconn *conn, const char *sql)
 void
 BeginCopy(PGconn *conn, const char *sql)
 {
+	StartCall();
 	Send(conn, sql);
 	/* Statements before the COPY in the same string (e.g. BEGIN) come first. */
 	for (;;) {
@@ -362,6 +553,8 @@ BeginCopy(PGconn *conn, const char *sql)
 			PQclear(res);
 			return;
 		}
+		if (IsCopyState(st))
+			RaiseUnexpectedCopy(conn, res, sql);
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 			RaiseRemoteError(conn, res, sql);
 		PQclear(res);
@@ -371,6 +564,7 @@ BeginCopy(PGconn *conn, const char *sql)
 void
 PutCopy(PGconn *conn, const char *data, size_t len)
 {
+	StartCall();
 	while (len > 0) {
 		/* PQputCopyData takes an int length; feed large buffers in pieces. */
 		int piece = len > (1 << 20) ? (1 << 20) : static_cast<int>(len);
@@ -380,7 +574,7 @@ PutCopy(PGconn *conn, const char *data, size_t len)
 		if (rc == 0) {
 			/* Would block: wait until the socket drains. */
 			WaitSocket(conn, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, 0, "sending COPY data");
-			if (!PQconsumeInput(conn))
+			if (!ConsumeInput(conn))
 				RaiseRemoteError(conn, nullptr, "COPY data");
 			continue;
 		}
@@ -392,6 +586,7 @@ PutCopy(PGconn *conn, const char *data, size_t len)
 void
 SendCopyEnd(PGconn *conn)
 {
+	StartCall();
 	for (;;) {
 		int rc = PQputCopyEnd(conn, nullptr);
 		if (rc < 0)
@@ -413,6 +608,7 @@ EndCopy(PGconn *conn)
 bool
 WaitCommandUnlessDuplicate(PGconn *conn, const char *sql)
 {
+	StartCall();
 	PGresult *failed = CollectResults(conn, sql);
 	if (failed == nullptr)
 		return true;
@@ -497,6 +693,7 @@ SetReplicaRole(PGconn *conn)
 {
 	const char *servername = ServerName(conn);
 	const char *role_sql = "SET session_replication_role = replica";
+	StartCall();
 	Send(conn, role_sql);
 	PGresult *failed = CollectResults(conn, role_sql);
 	if (failed == nullptr)
@@ -514,6 +711,67 @@ SetReplicaRole(PGconn *conn)
 	                        "that role, or map to a superuser.")));
 }
 
+/*
+ * postgres_fdw's check_conn_params, and more, before any connection is
+ * attempted: a non-superuser delivering role must bring a non-empty
+ * password of its own (else libpq would read one from a password file or
+ * the environment of the legacy server, and send it wherever the server
+ * points), and may use the superuser-only options only where a superuser
+ * set them: on a server a superuser owns (the validator refuses them to
+ * everyone else, so only a superuser can have put them on such a server or
+ * its mappings).  passfile and service stand for the legacy server's own
+ * credentials: never for a non-superuser.
+ */
+static void
+CheckConnParams(const char *servername, ForeignServer *server, UserMapping *mapping, Oid userid)
+{
+	if (superuser_arg(userid))
+		return;
+	const char *role = GetUserNameFromId(userid, false);
+	const char *password = FindOption(mapping->options, "password");
+	if (password == nullptr || password[0] == '\0')
+		ereport(ERROR, (errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+		                errmsg("password is required to connect to server \"%s\" as role \"%s\"", servername, role),
+		                errdetail("Role \"%s\" is not a superuser: it must authenticate with a non-empty password "
+		                          "from its user mapping, not with credentials of the legacy server (a password "
+		                          "file, the environment, peer or trust authentication).",
+		                          role),
+		                errhint("Set one with ALTER USER MAPPING FOR %s SERVER %s OPTIONS (ADD password '...').",
+		                        OidIsValid(mapping->userid) ? quote_identifier(role) : "PUBLIC",
+		                        quote_identifier(servername))));
+	bool vouched = superuser_arg(server->owner);
+	List *lists[2] = {server->options, mapping->options};
+	for (List *options : lists) {
+		ListCell *lc;
+		foreach (lc, options) {
+			DefElem *def = static_cast<DefElem *>(lfirst(lc));
+			if (!InList(kSuperuserOnlyOptions, def->defname))
+				continue;
+			bool credential = InList(kServerCredentialOptions, def->defname);
+			if (vouched && !credential)
+				continue;
+			ereport(ERROR, (errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+			                errmsg("option \"%s\" of server \"%s\" may not be used by non-superuser role \"%s\"",
+			                       def->defname, servername, role),
+			                credential ? errdetail("It makes libpq use credentials stored on the legacy server, which "
+			                                       "only superusers may deliver with.")
+			                           : errdetail("It makes libpq use files or credentials of the legacy server; a "
+			                                       "non-superuser delivering role may use it only on a server owned "
+			                                       "by a superuser."),
+			                errhint("Have a superuser remove it from the server or the user mapping, or deliver as a "
+			                        "superuser.")));
+		}
+	}
+	if (!vouched && UsesLocalSocket(server->options))
+		ereport(ERROR, (errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+		                errmsg("server \"%s\" connects through a Unix-domain socket, which non-superuser role \"%s\" "
+		                       "may not use",
+		                       servername, role),
+		                errdetail("A local socket can log in as the legacy server's operating-system user; only a "
+		                          "server owned by a superuser may use one for a non-superuser delivering role."),
+		                errhint("Give the server a host name or address, or have a superuser own it.")));
+}
+
 PGconn *
 Connect(const char *servername, Oid userid, int max_timeout_s, bool replica)
 {
@@ -521,6 +779,7 @@ Connect(const char *servername, Oid userid, int max_timeout_s, bool replica)
 	CheckRole(servername, userid);
 	CheckUserMapping(servername, userid);
 	UserMapping *mapping = GetUserMapping(userid, server->serverid);
+	CheckConnParams(servername, server, mapping, userid);
 
 	constexpr int kMax = 64;
 	const char *keywords[kMax + 1];
@@ -536,18 +795,26 @@ Connect(const char *servername, Oid userid, int max_timeout_s, bool replica)
 	values[n++] = "pg_dualwrite";
 	keywords[n] = "client_encoding";
 	values[n++] = GetDatabaseEncodingName();
+	/* Our own bound: the server's connect_timeout (its owner's choice, 0
+	 * for "forever") may lower dualwrite.connect_timeout, never raise it. */
 	char timeout_buf[16];
 	long timeout_s = guc::connect_timeout_s;
+	int timeout_at = -1;
 	for (int i = 0; i < n; i++)
-		if (strcmp(keywords[i], "connect_timeout") == 0)
-			timeout_s = strtol(values[i], nullptr, 10);
-	if (max_timeout_s > 0 && (timeout_s <= 0 || timeout_s > max_timeout_s))
+		if (strcmp(keywords[i], "connect_timeout") == 0) {
+			long server_s = strtol(values[i], nullptr, 10);
+			if (server_s > 0 && server_s < timeout_s)
+				timeout_s = server_s;
+			timeout_at = i;
+		}
+	if (max_timeout_s > 0 && timeout_s > max_timeout_s)
 		timeout_s = max_timeout_s;
-	if (!HasOption(keywords, n, "connect_timeout")) {
-		snprintf(timeout_buf, sizeof(timeout_buf), "%ld", timeout_s);
-		keywords[n] = "connect_timeout";
-		values[n++] = timeout_buf;
+	snprintf(timeout_buf, sizeof(timeout_buf), "%ld", timeout_s);
+	if (timeout_at < 0) {
+		timeout_at = n++;
+		keywords[timeout_at] = "connect_timeout";
 	}
+	values[timeout_at] = timeout_buf;
 	static const char *const keepalive[][2] = {
 		{"keepalives", "1"}, {"keepalives_idle", "30"}, {"keepalives_interval", "10"}, {"keepalives_count", "3"}};
 	for (const auto &kv : keepalive)
@@ -586,9 +853,12 @@ Connect(const char *servername, Oid userid, int max_timeout_s, bool replica)
 
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_s * 1000);
 	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+	StartCall(); /* what the startup may receive is bounded too */
 	while (PQstatus(conn) != CONNECTION_BAD && poll != PGRES_POLLING_OK && poll != PGRES_POLLING_FAILED) {
-		WaitSocket(conn, poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
-		           timeout_s > 0 ? deadline : 0, "connecting");
+		WaitSocket(conn, poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE, deadline,
+		           "connecting");
+		if (poll == PGRES_POLLING_READING)
+			CountIncoming(conn);
 		poll = PQconnectPoll(conn);
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {

@@ -12,6 +12,7 @@
 #include "boundary/boundary.hpp"
 #include "core/apply_sql.hpp"
 #include "remote/connection.hpp"
+#include "remote/result.hpp"
 
 extern "C" {
 #include "access/transam.h"
@@ -234,17 +235,19 @@ EnsureConnected(Stream *s, const char *origin)
 		return core::ProgressRowSql(origin, s->start_done, s->start_cur != nullptr ? s->start_cur : "",
 		                            s->start_lsn, s->start_txid, s->start_seq);
 	}));
-	PGresult *res = remote::Query(s->conn, pg_string([&] { return core::ProgressSelectSql(origin); }));
+	/* Checked before it is read (remote/result.hpp): whatever answers at
+	 * the server's address must not crash the worker. */
+	const remote::Shape shape = {"the progress row", 6, 0, 1};
+	PGresult *res = remote::QueryShaped(s->conn, pg_string([&] { return core::ProgressSelectSql(origin); }), shape);
 	if (PQntuples(res) != 1) {
 		PQclear(res);
 		ereport(ERROR, (errcode(ERRCODE_NO_DATA_FOUND),
 		                errmsg("progress row of origin \"%s\" missing on server \"%s\"", origin, s->server)));
 	}
-	s->version = strtoll(PQgetvalue(res, 0, 5), nullptr, 10);
-	SetProgress(s, PQgetvalue(res, 0, 0), PQgetisnull(res, 0, 1) ? nullptr : PQgetvalue(res, 0, 1),
-		            PQgetisnull(res, 0, 2) ? nullptr : PQgetvalue(res, 0, 2),
-		            PQgetisnull(res, 0, 3) ? nullptr : PQgetvalue(res, 0, 3),
-		            PQgetisnull(res, 0, 4) ? 0 : atoi(PQgetvalue(res, 0, 4)));
+	s->version = strtoll(remote::ValueText(s->conn, res, 0, 5, shape), nullptr, 10);
+	SetProgress(s, remote::ValueText(s->conn, res, 0, 0, shape), remote::ValueText(s->conn, res, 0, 1, shape, true),
+	            remote::ValueText(s->conn, res, 0, 2, shape, true), remote::ValueText(s->conn, res, 0, 3, shape, true),
+	            PQgetisnull(res, 0, 4) ? 0 : atoi(PQgetvalue(res, 0, 4)));
 	PQclear(res);
 	CheckNotBehind(s, origin);
 	s->progress_known = true;
