@@ -243,8 +243,8 @@ RecordKey(Oid relid, const TableConfig *cfg)
 void
 InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *column_map)
 {
-	OwnerScope scope = AsExtensionOwner();
 	Oid caller = GetUserId(); /* who enabled it: the caller, not the extension */
+	OwnerScope scope = AsExtensionOwner();
 	Oid types[6] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, OIDOID};
 	Datum values[6] = {ObjectIdGetDatum(relid),
 	                   CStringGetTextDatum(mode),
