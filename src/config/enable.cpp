@@ -20,7 +20,7 @@
  */
 #include "boundary/boundary.hpp"
 #include "config/catalog.hpp"
-#include "config/check.hpp"
+#include "config/modern_checks.hpp"
 #include "config/ddl_guard.hpp"
 #include "config/guc.hpp"
 #include "remote/connection.hpp"

@@ -1,5 +1,5 @@
 /*-------------------------------------------------------------------------
- * check.hpp
+ * modern_checks.hpp
  *    Validation of the modern side, shared by dualwrite.enable(),
  *    dualwrite.set_delivery_role() and the dualwrite.check() preflight.
  *
@@ -9,7 +9,7 @@
  * the call; check() runs each one in a subtransaction and turns the error
  * into a row.  They hold only trivially destructible locals.
  *
- * IDENTIFICATION  src/config/check.hpp
+ * IDENTIFICATION  src/config/modern_checks.hpp
  *-------------------------------------------------------------------------
  */
 #pragma once
