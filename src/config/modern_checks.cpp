@@ -31,8 +31,6 @@ extern "C" {
 
 namespace pgdw::config {
 
-/* dualwrite.check() gives up on a connection attempt after this long. */
-constexpr int kCheckConnectTimeoutS = 5;
 
 /* The privileges every target table needs, in GRANT order. */
 static const char *const kTablePrivileges = "ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']";

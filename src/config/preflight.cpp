@@ -34,6 +34,9 @@ extern "C" {
 
 namespace pgdw::config {
 
+/* dualwrite.check() gives up on a connection attempt after this long. */
+constexpr int kCheckConnectTimeoutS = 5;
+
 /* "GRANT ... TO role;" hints name the modern role, quoted. */
 static const char *
 RemoteUser(PGconn *conn)
