@@ -187,17 +187,16 @@ CheckNotBehind(const Stream *s, const char *origin)
 static void
 CheckProgressTableOwner(const Stream *s)
 {
-	PGresult *res = remote::Query(s->conn, pg_string([&] { return core::ProgressOwnerCheckSql(); }));
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 6) {
-		PQclear(res);
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("modern server \"%s\": progress table _dualwrite.applied is missing", s->server)));
-	}
-	char *schema_owner = pstrdup(PQgetvalue(res, 0, 0));
-	char *table_owner = pstrdup(PQgetvalue(res, 0, 1));
-	bool hooks = strcmp(PQgetvalue(res, 0, 2), "0") != 0 || strcmp(PQgetvalue(res, 0, 3), "0") != 0;
-	bool plain = strcmp(PQgetvalue(res, 0, 4), "r") == 0;
-	char *me = pstrdup(PQgetvalue(res, 0, 5));
+	/* One row of six text columns, or the server is not what it claims. */
+	const remote::Shape shape = {"the owner of the progress table", 6, 1, 1};
+	const char *sql = pg_string([&] { return core::ProgressOwnerCheckSql(); });
+	PGresult *res = remote::QueryShaped(s->conn, sql, shape);
+	char *schema_owner = pstrdup(remote::ValueText(s->conn, res, 0, 0, shape));
+	char *table_owner = pstrdup(remote::ValueText(s->conn, res, 0, 1, shape));
+	bool hooks = strcmp(remote::ValueText(s->conn, res, 0, 2, shape), "0") != 0 ||
+	             strcmp(remote::ValueText(s->conn, res, 0, 3, shape), "0") != 0;
+	bool plain = strcmp(remote::ValueText(s->conn, res, 0, 4, shape), "r") == 0;
+	char *me = pstrdup(remote::ValueText(s->conn, res, 0, 5, shape));
 	PQclear(res);
 	if (strcmp(schema_owner, me) != 0 || strcmp(table_owner, me) != 0)
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -293,9 +293,9 @@ my $id = 0;
 # (SQL regular expressions on dualwrite.status.last_error, in an order where
 # each case's message differs from the one before)
 my @worker_cases = (
-	[ 'shape_1_1', 'server "fake" returned an unexpected result for the progress row', 'one column' ],
+	[ 'shape_1_1', 'server "fake" returned an unexpected result for the owner of the progress table', 'one column' ],
 	[ 'notices', 'server "fake" did not answer within 3000 ms', 'endless notices' ],
-	[ 'shape_6_0', 'progress row of origin ".*" missing on server "fake"', 'no progress row' ],
+	[ 'shape_6_0', 'server "fake" returned an unexpected result for the owner of the progress table', 'no progress row' ],
 	[ 'silent', 'server "fake" did not answer within 3000 ms', 'silence after the startup' ],
 	[ 'error', 'modern server "fake": the fake server refuses', 'an error' ],
 	[ 'huge', 'server "fake" sent more than 16384 kB in answer to one command', 'a huge result' ]);
