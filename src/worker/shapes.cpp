@@ -44,6 +44,17 @@ LoadShapes(config::TableConfig **cfgs, int n)
 		t.stream = hold == nullptr ? StreamFor(cfgs[i]->target_server)
 		                           : HeldStreamFor(hold->server, hold->relid, hold->hold_id, hold->done, hold->cur,
 		                                           hold->lsn, hold->txid, hold->seq);
+		if (hold != nullptr) {
+			/* The server's own stream must run too (the held table rejoins
+			 * it), even when every table of the server is held. */
+			Stream *main = StreamFor(hold->server);
+			if (main->userid != cfgs[i]->deliver_as) {
+				remote::Disconnect(main->conn);
+				main->conn = nullptr;
+				main->progress_known = false;
+				main->userid = cfgs[i]->deliver_as;
+			}
+		}
 		/* The server's delivering role, read every round: a new one (or a
 		 * dropped one) reconnects, and Connect() fails this stream alone. */
 		if (t.stream->userid != cfgs[i]->deliver_as || !config::RoleExists(cfgs[i]->deliver_as)) {
