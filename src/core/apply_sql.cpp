@@ -137,9 +137,14 @@ ProgressSchemaSql()
 	       "CREATE TABLE IF NOT EXISTS _dualwrite.applied ("
 	       "origin text PRIMARY KEY, done_snapshot text NOT NULL, cur_snapshot text, "
 	       "pos_lsn text, pos_txid text, pos_seq integer, version bigint NOT NULL DEFAULT 0, "
-	       "applied_at timestamptz NOT NULL DEFAULT pg_catalog.now()); "
-	       /* a progress table made by an earlier build has no version yet */
-	       "ALTER TABLE _dualwrite.applied ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0";
+	       "applied_at timestamptz NOT NULL DEFAULT pg_catalog.now())";
+}
+
+std::string
+ProgressUpgradeSql()
+{
+	/* a progress table made by an earlier build has no version yet */
+	return "ALTER TABLE _dualwrite.applied ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0";
 }
 
 std::string
@@ -177,14 +182,15 @@ ProgressRowSql(const std::string &origin, const std::string &done_snapshot, cons
 std::string
 ProgressBootstrapSql(const std::string &origin)
 {
-	return ProgressSchemaSql() + "; " + ProgressRowSql(origin);
+	return ProgressSchemaSql() + "; " + ProgressUpgradeSql() + "; " + ProgressRowSql(origin);
 }
 
 std::string
 ProgressBootstrapSql(const std::string &origin, const std::string &done_snapshot, const std::string &cur_snapshot,
                      const std::string &pos_lsn, const std::string &pos_txid, int pos_seq)
 {
-	return ProgressSchemaSql() + "; " + ProgressRowSql(origin, done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq);
+	return ProgressSchemaSql() + "; " + ProgressUpgradeSql() + "; " +
+	       ProgressRowSql(origin, done_snapshot, cur_snapshot, pos_lsn, pos_txid, pos_seq);
 }
 
 std::string

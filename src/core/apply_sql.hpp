@@ -62,8 +62,12 @@ std::string ApplyTruncateSql(const TargetShape &t);
  * truncated: tables referencing each other can only go together). */
 std::string ApplyTruncateSql(const std::vector<const TargetShape *> &targets);
 
-/* The remote progress table (idempotent DDL). */
+/* The remote progress table (idempotent DDL; no change to an existing one). */
 std::string ProgressSchemaSql();
+
+/* Brings a progress table made by an earlier build up to date (needs its
+ * owner: run after ProgressOwnerCheckSql() has been checked). */
+std::string ProgressUpgradeSql();
 
 /* One row: owners of schema _dualwrite and of _dualwrite.applied, their
  * trigger and rule counts, relkind and current_user.  The worker checks it

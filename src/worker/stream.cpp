@@ -228,6 +228,7 @@ EnsureConnected(Stream *s, const char *origin)
 	s->conn_gen++;
 	remote::Exec(s->conn, pg_string([&] { return core::ProgressSchemaSql(); }));
 	CheckProgressTableOwner(s);
+	remote::Exec(s->conn, pg_string([&] { return core::ProgressUpgradeSql(); }));
 	remote::Exec(s->conn, pg_string([&] {
 		if (s->held_relid == InvalidOid)
 			return core::ProgressRowSql(origin);

@@ -29,10 +29,9 @@
 #     or owned (and hooked) by another role, or in a schema _dualwrite
 #     another role owns, is refused by the worker (status says so; the
 #     trigger, which logs into a table, never ran; the other server keeps
-#     flowing).  One assertion is TODO: with a non-superuser delivering role
-#     the table owned by another role is refused by PostgreSQL's "must be
-#     owner of table applied" (the worker's ALTER TABLE ... ADD COLUMN IF
-#     NOT EXISTS), not by the worker's own ownership check and message.
+#     flowing).  The ownership check runs before any statement that needs
+#     the owner, so even a non-superuser delivering role gets the worker's
+#     own message.
 #  8. the owner renaming a column its column_map names holds only that
 #     table (held_since/held_reason); the other table of the same server
 #     keeps flowing; renaming it back makes it catch up and rejoin.
@@ -346,18 +345,9 @@ ok( poll_until(
 my $owner_error = $legacy->safe_psql('postgres',
 	q{SELECT last_error FROM dualwrite.status WHERE table_name = 'd_t'::regclass});
 like($owner_error, qr/^modern server "modern": .*\bapplied\b/, '... status shows the refusal');
-TODO:
-{
-	# README ("Security model"): the worker writes its progress only into a
-	# _dualwrite.applied the delivering role owns, and says so.  With a
-	# non-superuser delivering role, the ALTER TABLE _dualwrite.applied ADD
-	# COLUMN IF NOT EXISTS of its set-up SQL fails first ("must be owner of
-	# table applied"), before the ownership check can name the problem.
-	local $TODO = 'ownership check runs after ALTER TABLE ... ADD COLUMN IF NOT EXISTS (non-superuser delivering role)';
-	like($owner_error,
-		qr/^modern server "modern": _dualwrite\.applied is not owned by the delivering role "dw_deliver"$/,
-		'... and says the delivering role does not own it');
-}
+like($owner_error,
+	qr/^modern server "modern": _dualwrite\.applied is not owned by the delivering role "dw_deliver"$/,
+	'... and says the delivering role does not own it');
 ok(poll_until($modern, 'su_db', 'SELECT count(*) FROM su_t WHERE id = 4', '1', 30),
 	'the other server keeps flowing meanwhile');
 is(modern_count('postgres', 'SELECT count(*) FROM d_t WHERE id = 4'), '0', 'the change is still not shipped');

@@ -266,7 +266,7 @@ TEST(ApplySql, EveryColumnMentionIsQuoted)
 
 TEST(ApplySql, ProgressSchemaRowAndOwnerCheckCompose)
 {
-	EXPECT_EQ(ProgressBootstrapSql("o'1"), ProgressSchemaSql() + "; " + ProgressRowSql("o'1"));
+	EXPECT_EQ(ProgressBootstrapSql("o'1"), ProgressSchemaSql() + "; " + ProgressUpgradeSql() + "; " + ProgressRowSql("o'1"));
 	std::string check = ProgressOwnerCheckSql();
 	EXPECT_NE(check.find("n.nspname = '_dualwrite' AND c.relname = 'applied'"), std::string::npos);
 	EXPECT_NE(check.find("pg_catalog.pg_trigger"), std::string::npos);
