@@ -40,6 +40,7 @@ extern "C" {
 #include "access/xlog_internal.h"
 #include "catalog/pg_inherits.h"
 #include "commands/extension.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inval.h"
@@ -183,6 +184,32 @@ DrainStream(Stream *s)
 	return total + DrainRange(s);
 }
 
+/*
+ * The round reads every flagged table's descriptor under AccessShareLock,
+ * kept to its end.  Waiting for one of those locks could deadlock with an
+ * application transaction that locks several flagged tables in another
+ * order (TRUNCATE a, b; LOCK ...), and the application would be the one
+ * to get the error.  So they are all taken first, without waiting: if one
+ * is busy, the round releases what it has and runs again shortly.  Once
+ * held, the opens that follow do not wait.
+ */
+static bool
+LockFlaggedTables()
+{
+	if (SPI_execute("SELECT DISTINCT p.relid FROM dualwrite.tables t "
+	                "CROSS JOIN LATERAL pg_catalog.pg_partition_tree(t.tbl) p ORDER BY 1",
+	                true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read dualwrite.tables");
+	uint64 n = SPI_processed;
+	for (uint64 i = 0; i < n; i++) {
+		bool isnull;
+		Oid relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		if (!isnull && !ConditionalLockRelationOid(relid, AccessShareLock))
+			return false; /* the transaction's end releases the others */
+	}
+	return true;
+}
+
 /* Record progress and counters locally (in the round's transaction). */
 static void
 RecordLocally()
@@ -231,7 +258,7 @@ RecordLocally()
 RoundResult
 DrainRound()
 {
-	RoundResult result = {false, false, 0, false};
+	RoundResult result = {false, false, 0, false, false};
 	if (round_context == nullptr) {
 		round_context = AllocSetContextCreate(TopMemoryContext, "pg_dualwrite round", ALLOCSET_DEFAULT_SIZES);
 		fetch_context = AllocSetContextCreate(TopMemoryContext, "pg_dualwrite fetch", ALLOCSET_DEFAULT_SIZES);
@@ -250,6 +277,8 @@ DrainRound()
 
 	if (!OidIsValid(get_extension_oid("pg_dualwrite", true))) {
 		result.no_extension = true;
+	} else if (!LockFlaggedTables()) {
+		result.busy = true; /* nothing held, nothing done: the next round soon */
 	} else {
 		MemoryContext old = MemoryContextSwitchTo(round_context);
 		int n;

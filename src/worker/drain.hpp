@@ -31,6 +31,7 @@ struct RoundResult {
 	bool has_tables;     /* at least one flagged table */
 	int64 applied;       /* changes applied in this round */
 	bool backing_off;    /* a stream is waiting for its retry time */
+	bool busy;           /* a flagged table was locked by someone else: try again soon */
 };
 
 /* Run one round in its own transactions.  Raises on failure (the caller

@@ -105,7 +105,7 @@ RoundGuarded()
 		                                                                         : shm::kStateIdle,
 		              nullptr);
 		outbox::Maintain();
-		if (r.backing_off)
+		if (r.backing_off || r.busy)
 			wait_ms = Min(guc::naptime_ms, 100);
 		else if (r.applied >= guc::batch_size)
 			wait_ms = 0; /* a backlog: go again at once */
