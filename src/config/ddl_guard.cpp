@@ -224,14 +224,34 @@ CheckPartitionKeys(Relation rel, const TableConfig *cfg, LOCKMODE lockmode)
 
 /* ------------------------------------------------------------------ */
 
+/* The guards' statements, prepared once per backend (DDL on unrelated
+ * tables then costs an execution, not a parse and plan). */
+enum Query {
+	kCaptureProblem,
+	kDdlCommands,
+	kIdentityIndexes,
+	kUnflagDropped,
+	kDroppedOfFlagged,
+	kDroppedIndexes,
+	kRewriteFlagged,
+	kRewritePending,
+	kNumQueries
+};
+static SPIPlanPtr plans[kNumQueries];
+
 /* Run a query under a snapshot taken now (see the file header). */
 static uint64
-RunLatest(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+RunLatest(Query q, const char *sql, int nargs, Oid *types, Datum *values, int expected)
 {
-	SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
-	if (plan == nullptr)
-		elog(ERROR, "SPI_prepare failed (%d): %s", SPI_result, sql);
-	int rc = SPI_execute_snapshot(plan, values, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, false, 0);
+	if (plans[q] == nullptr) {
+		SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+		if (plan == nullptr)
+			elog(ERROR, "SPI_prepare failed (%d): %s", SPI_result, sql);
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed: %s", sql);
+		plans[q] = plan;
+	}
+	int rc = SPI_execute_snapshot(plans[q], values, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, false, 0);
 	if (rc != expected)
 		elog(ERROR, "SPI_execute_snapshot failed (%d): %s", rc, sql);
 	return SPI_processed;
@@ -315,7 +335,8 @@ CaptureProblem(Oid root)
 {
 	Oid types[1] = {OIDOID};
 	Datum values[1] = {ObjectIdGetDatum(root)};
-	RunLatest("SELECT dualwrite._capture_problem($1::pg_catalog.regclass, false)", 1, types, values, SPI_OK_SELECT);
+	RunLatest(kCaptureProblem, "SELECT dualwrite._capture_problem($1::pg_catalog.regclass, false)", 1, types, values,
+	          SPI_OK_SELECT);
 	return SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : nullptr;
 }
 
@@ -374,13 +395,14 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 		return PointerGetDatum(nullptr);
 
 	SPI_connect();
-	uint64 n = RunLatest("WITH c AS (SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands()), "
+	uint64 n = RunLatest(kDdlCommands, "WITH c AS (SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands()), "
 	                     "r AS (SELECT c.objid AS relid FROM c "
 	                     "      WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
 	                     "      UNION SELECT tg.tgrelid FROM c JOIN pg_catalog.pg_trigger tg "
 	                     "      ON tg.oid OPERATOR(pg_catalog.=) c.objid "
 	                     "      WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass) "
-	                     "SELECT DISTINCT t.tbl::pg_catalog.oid, t.key_attnums, r.relid FROM r JOIN " FLAGGED_OF("r.relid"),
+	                     "SELECT DISTINCT t.tbl::pg_catalog.oid, t.key_attnums, r.relid "
+	                     "FROM r JOIN " FLAGGED_OF("r.relid"),
 	                     0, nullptr, nullptr, SPI_OK_SELECT);
 	Touched *touched = CollectTouched(n);
 	List *capture_checked = NIL;
@@ -439,7 +461,8 @@ OnDdlCommandStart(FunctionCallInfo fcinfo)
 	nnoted = 0;
 	noted_for = nullptr;
 	SPI_connect();
-	uint64 n = RunLatest("SELECT t.tbl::pg_catalog.oid, t.key_attnums, c.oid, x.indexrelid, ic.relname, n.nspname "
+	uint64 n = RunLatest(kIdentityIndexes,
+	                     "SELECT t.tbl::pg_catalog.oid, t.key_attnums, c.oid, x.indexrelid, ic.relname, n.nspname "
 	                     "FROM dualwrite.tables t "
 	                     "CROSS JOIN LATERAL (SELECT t.tbl::pg_catalog.oid AS relid UNION SELECT pt.relid "
 	                     "                    FROM pg_catalog.pg_partition_tree(t.tbl) pt) r "
@@ -496,12 +519,12 @@ OnSqlDrop(FunctionCallInfo fcinfo)
 	EventTriggerData *trig = CheckEventTrigger(fcinfo, "dualwrite._on_sql_drop");
 	SPI_connect();
 	/* A dropped table stops being flagged (its catalog row would dangle). */
-	RunLatest("DELETE FROM dualwrite.tables t USING pg_catalog.pg_event_trigger_dropped_objects() d "
+	RunLatest(kUnflagDropped, "DELETE FROM dualwrite.tables t USING pg_catalog.pg_event_trigger_dropped_objects() d "
 	          "WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
 	          "AND d.objsubid OPERATOR(pg_catalog.=) 0 AND t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid",
 	          0, nullptr, nullptr, SPI_OK_DELETE);
 	/* Capture triggers and constraints dropped from tables that stay. */
-	uint64 n = RunLatest("WITH d AS (SELECT d.object_type, d.address_names FROM "
+	uint64 n = RunLatest(kDroppedOfFlagged, "WITH d AS (SELECT d.object_type, d.address_names FROM "
 	                     "           pg_catalog.pg_event_trigger_dropped_objects() d "
 	                     "           WHERE d.object_type OPERATOR(pg_catalog.=) 'table constraint' "
 	                     "              OR (d.object_type OPERATOR(pg_catalog.=) 'trigger' AND d.address_names[3] "
@@ -515,7 +538,7 @@ OnSqlDrop(FunctionCallInfo fcinfo)
 	Touched *touched = CollectTouched(n);
 	/* Identity indexes ddl_command_start noted for this DROP INDEX. */
 	if (noted_for == trig->parsetree && noted_in == MyProc->lxid && nnoted > 0) {
-		uint64 m = RunLatest("SELECT d.objid FROM pg_catalog.pg_event_trigger_dropped_objects() d "
+		uint64 m = RunLatest(kDroppedIndexes, "SELECT d.objid FROM pg_catalog.pg_event_trigger_dropped_objects() d "
 		                     "WHERE d.object_type OPERATOR(pg_catalog.=) 'index'",
 		                     0, nullptr, nullptr, SPI_OK_SELECT);
 		for (uint64 i = 0; i < m; i++) {
@@ -553,15 +576,20 @@ OnTableRewrite(FunctionCallInfo fcinfo)
 	/* Counted now, not under the caller's snapshot: changes committed while
 	 * the rewrite waited for its lock are pending too (all writers of the
 	 * table have finished: the rewrite holds AccessExclusiveLock). */
-	uint64 n = RunLatest("SELECT r.relid::pg_catalog.regclass::pg_catalog.text, "
-	                     "       (SELECT pg_catalog.count(*) FROM dualwrite._pending p "
-	                     "        WHERE p.tbl OPERATOR(pg_catalog.=) t.tbl) "
+	uint64 n = RunLatest(kRewriteFlagged,
+	                     "SELECT t.tbl::pg_catalog.oid, r.relid::pg_catalog.regclass::pg_catalog.text "
 	                     "FROM pg_catalog.pg_event_trigger_table_rewrite_oid() r(relid) JOIN " FLAGGED_OF("r.relid"),
 	                     0, nullptr, nullptr, SPI_OK_SELECT);
 	if (n > 0) {
 		bool isnull;
-		char *rel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		int64 pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		Oid types[1] = {OIDOID};
+		Datum values[1] = {SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)};
+		char *rel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		RunLatest(kRewritePending,
+		          "SELECT pg_catalog.count(*) FROM dualwrite._pending p WHERE p.tbl::pg_catalog.oid "
+		          "OPERATOR(pg_catalog.=) $1",
+		          1, types, values, SPI_OK_SELECT);
+		int64 pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (pending > 0)
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			                errmsg("cannot rewrite table %s while %lld captured changes of it are undelivered", rel,
