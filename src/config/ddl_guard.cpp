@@ -37,11 +37,12 @@
  * REPEATABLE READ transaction that waited for the lock): what the guards
  * read from dualwrite.* they read under a snapshot taken now.
  *
- * Only the key of the relations the command can have changed is checked
- * (the altered table, its partitions unless ONLY, attached or created
- * partitions), and the capture triggers only after commands that can
- * change them: a pg_restore, which adds keys and triggers table by table,
- * is never refused for the state of a table it has not reached yet.
+ * Only commands that can take a key away are checked, and only the key of
+ * the relations they can have changed (the altered table, its partitions
+ * unless ONLY and nothing was attached, a created partition); the capture
+ * triggers only after commands that can change them: a pg_restore, which
+ * adds keys and triggers table by table, is never refused for the state of
+ * a table it has not reached yet.
  *
  * Plain PostgreSQL code: frames hold only trivially destructible locals.
  *
@@ -359,11 +360,9 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 	EventTriggerData *trig = CheckEventTrigger(fcinfo, "dualwrite._on_ddl_command_end");
 	Node *tree = trig->parsetree;
 	bool check_key = false, check_capture = false, recurse = false;
-	List *attached = NIL; /* RangeVars of partitions attached by the command */
 
 	if (IsA(tree, AlterTableStmt)) {
 		AlterTableStmt *stmt = castNode(AlterTableStmt, tree);
-		check_key = true;
 		recurse = stmt->relation != nullptr && stmt->relation->inh;
 		ListCell *lc;
 		foreach (lc, stmt->cmds) {
@@ -379,9 +378,20 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 			case AT_DisableTrigUser:
 				check_capture = true;
 				break;
+			/* What can take a key away (adding a key never does: pg_restore
+			 * adds the primary key of a partitioned table, ONLY, before its
+			 * partitions' keys are attached, and must not be refused). */
+			case AT_ReplicaIdentity:
+			case AT_DropConstraint:
+			case AT_DropColumn:
+			case AT_AlterColumnType:
+				check_key = true;
+				break;
 			case AT_AttachPartition:
-				if (cmd->def != nullptr && IsA(cmd->def, PartitionCmd))
-					attached = lappend(attached, castNode(PartitionCmd, cmd->def)->name);
+				/* The new partition is in the subtree, ONLY or not (its name
+				 * cannot be looked up here: the caller's search_path is not ours). */
+				check_key = true;
+				recurse = true;
 				break;
 			default:
 				break;
@@ -410,12 +420,6 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 		const Touched &t = touched[i];
 		if (check_key && t.nkey >= 0) {
 			List *relids = recurse ? find_all_inheritors(t.relid, AccessShareLock, nullptr) : list_make1_oid(t.relid);
-			ListCell *lc;
-			foreach (lc, attached) {
-				Oid part = RangeVarGetRelid(static_cast<RangeVar *>(lfirst(lc)), NoLock, true);
-				if (OidIsValid(part))
-					relids = list_concat_unique_oid(relids, find_all_inheritors(part, AccessShareLock, nullptr));
-			}
 			const char *problem = IdentityKeyProblem(t.root, t.key, t.nkey, relids);
 			if (problem != nullptr)
 				RaiseKeyChange(t.root, problem);
