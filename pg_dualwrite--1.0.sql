@@ -373,7 +373,8 @@ REVOKE ALL ON FUNCTION dualwrite.wait_for_delivery(interval) FROM PUBLIC;
 -- every role's DDL: SECURITY DEFINER (an ordinary role cannot read the
 -- dualwrite schema), search_path pinned, and they only read the catalog,
 -- unflag tables that are being dropped, or refuse the command.  Each one
--- returns at once when the command involves no flagged table.
+-- returns at once when the command involves no flagged table (jit = off:
+-- compiling their catalog queries would cost more than running them).
 --  - sql_drop: a dropped table stops being flagged; dropping a capture
 --    trigger, or the constraint or index a flagged table's key rests on,
 --    is refused;
@@ -388,24 +389,24 @@ REVOKE ALL ON FUNCTION dualwrite.wait_for_delivery(interval) FROM PUBLIC;
 ------------------------------------------------------------------------------
 CREATE FUNCTION dualwrite._on_sql_drop() RETURNS event_trigger
     AS 'MODULE_PATHNAME', 'dualwrite_on_sql_drop' LANGUAGE C
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off;
 CREATE EVENT TRIGGER dualwrite_sql_drop ON sql_drop EXECUTE FUNCTION dualwrite._on_sql_drop();
 
 CREATE FUNCTION dualwrite._on_ddl_command_start() RETURNS event_trigger
     AS 'MODULE_PATHNAME', 'dualwrite_on_ddl_command_start' LANGUAGE C
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off;
 CREATE EVENT TRIGGER dualwrite_ddl_command_start ON ddl_command_start
     WHEN TAG IN ('DROP INDEX') EXECUTE FUNCTION dualwrite._on_ddl_command_start();
 
 CREATE FUNCTION dualwrite._on_ddl_command_end() RETURNS event_trigger
     AS 'MODULE_PATHNAME', 'dualwrite_on_ddl_command_end' LANGUAGE C
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off;
 CREATE EVENT TRIGGER dualwrite_ddl_command_end ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'ALTER TRIGGER', 'CREATE TABLE') EXECUTE FUNCTION dualwrite._on_ddl_command_end();
 
 CREATE FUNCTION dualwrite._on_table_rewrite() RETURNS event_trigger
     AS 'MODULE_PATHNAME', 'dualwrite_on_table_rewrite' LANGUAGE C
-    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off;
 CREATE EVENT TRIGGER dualwrite_table_rewrite ON table_rewrite EXECUTE FUNCTION dualwrite._on_table_rewrite();
 
 -- The outbox generations: which one capture writes to, their size, and the

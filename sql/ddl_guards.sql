@@ -122,13 +122,26 @@ ALTER TABLE owned REPLICA IDENTITY FULL;
 -- new partition needs EXECUTE on dualwrite._capture(): superusers only)
 CREATE TABLE parts_x (id int NOT NULL, region text NOT NULL, v text);
 ALTER TABLE parts_x REPLICA IDENTITY FULL;
-ALTER TABLE parts ATTACH PARTITION parts_x FOR VALUES IN ('x');
+ALTER TABLE ONLY parts ATTACH PARTITION parts_x FOR VALUES IN ('x');
 ALTER TABLE parts_x REPLICA IDENTITY DEFAULT;
 ALTER TABLE parts ATTACH PARTITION parts_x FOR VALUES IN ('x');
 ALTER TABLE parts DETACH PARTITION parts_x;
 DROP TABLE parts_x;
 CREATE TABLE parts_asia PARTITION OF parts FOR VALUES IN ('asia');
 ALTER TABLE parts_asia OWNER TO dw_owner;
+-- pg_restore's order is not refused: the flag (table data) comes before the
+-- keys (post-data), and a partitioned table's key is added ONLY, then its
+-- partitions' keys are attached to it
+CREATE TABLE restored (id int NOT NULL, v text) PARTITION BY RANGE (id);
+CREATE TABLE restored_1 PARTITION OF restored FOR VALUES FROM (0) TO (100);
+INSERT INTO dualwrite.tables (tbl, mode, target_server, target_table, enabled_by, key_attnums)
+VALUES ('restored', 'async', 'ddl_modern', 'public.restored', current_user, '{1}');
+ALTER TABLE ONLY restored ADD CONSTRAINT restored_pkey PRIMARY KEY (id);
+ALTER TABLE ONLY restored_1 ADD CONSTRAINT restored_1_pkey PRIMARY KEY (id);
+ALTER INDEX restored_pkey ATTACH PARTITION restored_1_pkey;
+ALTER TABLE restored DROP CONSTRAINT restored_pkey;
+DELETE FROM dualwrite.tables WHERE tbl = 'restored'::regclass;
+DROP TABLE restored;
 -- the key update, done now, is a delete and an insert on modern: no ghost
 UPDATE owned SET id = 10 WHERE id = 1;
 SELECT dualwrite.wait_for_delivery('60s');

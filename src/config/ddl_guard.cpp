@@ -37,11 +37,12 @@
  * REPEATABLE READ transaction that waited for the lock): what the guards
  * read from dualwrite.* they read under a snapshot taken now.
  *
- * Only the key of the relations the command can have changed is checked
- * (the altered table, its partitions unless ONLY, attached or created
- * partitions), and the capture triggers only after commands that can
- * change them: a pg_restore, which adds keys and triggers table by table,
- * is never refused for the state of a table it has not reached yet.
+ * Only commands that can take a key away are checked, and only the key of
+ * the relations they can have changed (the altered table, its partitions
+ * unless ONLY and nothing was attached, a created partition); the capture
+ * triggers only after commands that can change them: a pg_restore, which
+ * adds keys and triggers table by table, is never refused for the state of
+ * a table it has not reached yet.
  *
  * Plain PostgreSQL code: frames hold only trivially destructible locals.
  *
@@ -224,14 +225,34 @@ CheckPartitionKeys(Relation rel, const TableConfig *cfg, LOCKMODE lockmode)
 
 /* ------------------------------------------------------------------ */
 
+/* The guards' statements, prepared once per backend (DDL on unrelated
+ * tables then costs an execution, not a parse and plan). */
+enum Query {
+	kCaptureProblem,
+	kDdlCommands,
+	kIdentityIndexes,
+	kUnflagDropped,
+	kDroppedOfFlagged,
+	kDroppedIndexes,
+	kRewriteFlagged,
+	kRewritePending,
+	kNumQueries
+};
+static SPIPlanPtr plans[kNumQueries];
+
 /* Run a query under a snapshot taken now (see the file header). */
 static uint64
-RunLatest(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+RunLatest(Query q, const char *sql, int nargs, Oid *types, Datum *values, int expected)
 {
-	SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
-	if (plan == nullptr)
-		elog(ERROR, "SPI_prepare failed (%d): %s", SPI_result, sql);
-	int rc = SPI_execute_snapshot(plan, values, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, false, 0);
+	if (plans[q] == nullptr) {
+		SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+		if (plan == nullptr)
+			elog(ERROR, "SPI_prepare failed (%d): %s", SPI_result, sql);
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed: %s", sql);
+		plans[q] = plan;
+	}
+	int rc = SPI_execute_snapshot(plans[q], values, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, false, 0);
 	if (rc != expected)
 		elog(ERROR, "SPI_execute_snapshot failed (%d): %s", rc, sql);
 	return SPI_processed;
@@ -315,7 +336,8 @@ CaptureProblem(Oid root)
 {
 	Oid types[1] = {OIDOID};
 	Datum values[1] = {ObjectIdGetDatum(root)};
-	RunLatest("SELECT dualwrite._capture_problem($1::pg_catalog.regclass, false)", 1, types, values, SPI_OK_SELECT);
+	RunLatest(kCaptureProblem, "SELECT dualwrite._capture_problem($1::pg_catalog.regclass, false)", 1, types, values,
+	          SPI_OK_SELECT);
 	return SPI_processed > 0 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : nullptr;
 }
 
@@ -337,12 +359,10 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 {
 	EventTriggerData *trig = CheckEventTrigger(fcinfo, "dualwrite._on_ddl_command_end");
 	Node *tree = trig->parsetree;
-	bool check_key = false, check_capture = false, recurse = false;
-	List *attached = NIL; /* RangeVars of partitions attached by the command */
+	bool check_key = false, check_capture = false, recurse = false, attaching = false;
 
 	if (IsA(tree, AlterTableStmt)) {
 		AlterTableStmt *stmt = castNode(AlterTableStmt, tree);
-		check_key = true;
 		recurse = stmt->relation != nullptr && stmt->relation->inh;
 		ListCell *lc;
 		foreach (lc, stmt->cmds) {
@@ -358,9 +378,21 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 			case AT_DisableTrigUser:
 				check_capture = true;
 				break;
+			/* What can take a key away (adding a key never does: pg_restore
+			 * adds the primary key of a partitioned table, ONLY, before its
+			 * partitions' keys are attached, and must not be refused). */
+			case AT_ReplicaIdentity:
+			case AT_DropConstraint:
+			case AT_DropColumn:
+			case AT_AlterColumnType:
+				check_key = true;
+				break;
 			case AT_AttachPartition:
-				if (cmd->def != nullptr && IsA(cmd->def, PartitionCmd))
-					attached = lappend(attached, castNode(PartitionCmd, cmd->def)->name);
+				/* The new partition is in the subtree, ONLY or not (its name
+				 * cannot be looked up here: the caller's search_path is not ours). */
+				check_key = true;
+				recurse = true;
+				attaching = true;
 				break;
 			default:
 				break;
@@ -374,13 +406,14 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 		return PointerGetDatum(nullptr);
 
 	SPI_connect();
-	uint64 n = RunLatest("WITH c AS (SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands()), "
+	uint64 n = RunLatest(kDdlCommands, "WITH c AS (SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands()), "
 	                     "r AS (SELECT c.objid AS relid FROM c "
 	                     "      WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
 	                     "      UNION SELECT tg.tgrelid FROM c JOIN pg_catalog.pg_trigger tg "
 	                     "      ON tg.oid OPERATOR(pg_catalog.=) c.objid "
 	                     "      WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass) "
-	                     "SELECT DISTINCT t.tbl::pg_catalog.oid, t.key_attnums, r.relid FROM r JOIN " FLAGGED_OF("r.relid"),
+	                     "SELECT DISTINCT t.tbl::pg_catalog.oid, t.key_attnums, r.relid "
+	                     "FROM r JOIN " FLAGGED_OF("r.relid"),
 	                     0, nullptr, nullptr, SPI_OK_SELECT);
 	Touched *touched = CollectTouched(n);
 	List *capture_checked = NIL;
@@ -388,11 +421,6 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 		const Touched &t = touched[i];
 		if (check_key && t.nkey >= 0) {
 			List *relids = recurse ? find_all_inheritors(t.relid, AccessShareLock, nullptr) : list_make1_oid(t.relid);
-			/* An attached partition is one of the table's partitions now.
-			 * (Its RangeVar cannot be looked up here: this function's
-			 * search_path is pinned, not the caller's.) */
-			if (attached != NIL)
-				relids = list_concat_unique_oid(relids, find_all_inheritors(t.relid, AccessShareLock, nullptr));
 			const char *problem = IdentityKeyProblem(t.root, t.key, t.nkey, relids);
 			if (problem != nullptr)
 				RaiseKeyChange(t.root, problem);
@@ -401,7 +429,7 @@ OnDdlCommandEnd(FunctionCallInfo fcinfo)
 		 * are not cloned to partitions). */
 		if (IsA(tree, CreateStmt) && t.relid != t.root)
 			EnsureTruncateTriggers(t.relid);
-		if (attached != NIL)
+		if (attaching)
 			EnsureTruncateTriggers(t.relid);
 		if (check_capture && !list_member_oid(capture_checked, t.root)) {
 			capture_checked = lappend_oid(capture_checked, t.root);
@@ -444,7 +472,8 @@ OnDdlCommandStart(FunctionCallInfo fcinfo)
 	nnoted = 0;
 	noted_for = nullptr;
 	SPI_connect();
-	uint64 n = RunLatest("SELECT t.tbl::pg_catalog.oid, t.key_attnums, c.oid, x.indexrelid, ic.relname, n.nspname "
+	uint64 n = RunLatest(kIdentityIndexes,
+	                     "SELECT t.tbl::pg_catalog.oid, t.key_attnums, c.oid, x.indexrelid, ic.relname, n.nspname "
 	                     "FROM dualwrite.tables t "
 	                     "CROSS JOIN LATERAL (SELECT t.tbl::pg_catalog.oid AS relid UNION SELECT pt.relid "
 	                     "                    FROM pg_catalog.pg_partition_tree(t.tbl) pt) r "
@@ -501,12 +530,12 @@ OnSqlDrop(FunctionCallInfo fcinfo)
 	EventTriggerData *trig = CheckEventTrigger(fcinfo, "dualwrite._on_sql_drop");
 	SPI_connect();
 	/* A dropped table stops being flagged (its catalog row would dangle). */
-	RunLatest("DELETE FROM dualwrite.tables t USING pg_catalog.pg_event_trigger_dropped_objects() d "
+	RunLatest(kUnflagDropped, "DELETE FROM dualwrite.tables t USING pg_catalog.pg_event_trigger_dropped_objects() d "
 	          "WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
 	          "AND d.objsubid OPERATOR(pg_catalog.=) 0 AND t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid",
 	          0, nullptr, nullptr, SPI_OK_DELETE);
 	/* Capture triggers and constraints dropped from tables that stay. */
-	uint64 n = RunLatest("WITH d AS (SELECT d.object_type, d.address_names FROM "
+	uint64 n = RunLatest(kDroppedOfFlagged, "WITH d AS (SELECT d.object_type, d.address_names FROM "
 	                     "           pg_catalog.pg_event_trigger_dropped_objects() d "
 	                     "           WHERE d.object_type OPERATOR(pg_catalog.=) 'table constraint' "
 	                     "              OR (d.object_type OPERATOR(pg_catalog.=) 'trigger' AND d.address_names[3] "
@@ -520,7 +549,7 @@ OnSqlDrop(FunctionCallInfo fcinfo)
 	Touched *touched = CollectTouched(n);
 	/* Identity indexes ddl_command_start noted for this DROP INDEX. */
 	if (noted_for == trig->parsetree && noted_in == MyProc->lxid && nnoted > 0) {
-		uint64 m = RunLatest("SELECT d.objid FROM pg_catalog.pg_event_trigger_dropped_objects() d "
+		uint64 m = RunLatest(kDroppedIndexes, "SELECT d.objid FROM pg_catalog.pg_event_trigger_dropped_objects() d "
 		                     "WHERE d.object_type OPERATOR(pg_catalog.=) 'index'",
 		                     0, nullptr, nullptr, SPI_OK_SELECT);
 		for (uint64 i = 0; i < m; i++) {
@@ -558,15 +587,20 @@ OnTableRewrite(FunctionCallInfo fcinfo)
 	/* Counted now, not under the caller's snapshot: changes committed while
 	 * the rewrite waited for its lock are pending too (all writers of the
 	 * table have finished: the rewrite holds AccessExclusiveLock). */
-	uint64 n = RunLatest("SELECT r.relid::pg_catalog.regclass::pg_catalog.text, "
-	                     "       (SELECT pg_catalog.count(*) FROM dualwrite._pending p "
-	                     "        WHERE p.tbl OPERATOR(pg_catalog.=) t.tbl) "
+	uint64 n = RunLatest(kRewriteFlagged,
+	                     "SELECT t.tbl::pg_catalog.oid, r.relid::pg_catalog.regclass::pg_catalog.text "
 	                     "FROM pg_catalog.pg_event_trigger_table_rewrite_oid() r(relid) JOIN " FLAGGED_OF("r.relid"),
 	                     0, nullptr, nullptr, SPI_OK_SELECT);
 	if (n > 0) {
 		bool isnull;
-		char *rel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		int64 pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		Oid types[1] = {OIDOID};
+		Datum values[1] = {SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)};
+		char *rel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		RunLatest(kRewritePending,
+		          "SELECT pg_catalog.count(*) FROM dualwrite._pending p WHERE p.tbl::pg_catalog.oid "
+		          "OPERATOR(pg_catalog.=) $1",
+		          1, types, values, SPI_OK_SELECT);
+		int64 pending = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (pending > 0)
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			                errmsg("cannot rewrite table %s while %lld captured changes of it are undelivered", rel,
