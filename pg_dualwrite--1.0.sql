@@ -24,7 +24,9 @@ CREATE TABLE dualwrite.tables (
     -- attribute numbers (in tbl) of the key changes are delivered by, fixed
     -- by enable(); DDL that would change the table's replica identity key
     -- is refused (dualwrite._on_ddl_command_end)
-    key_attnums   int2[]
+    key_attnums   int2[],
+    -- dualwrite.pause(): capture goes on, delivery of the table waits
+    paused        boolean     NOT NULL DEFAULT false
 );
 SELECT pg_catalog.pg_extension_config_dump('dualwrite.tables', '');
 COMMENT ON TABLE dualwrite.tables IS 'Tables whose changes pg_dualwrite captures (managed by dualwrite.enable/disable)';
@@ -318,6 +320,7 @@ SELECT t.tbl                                           AS table_name,
        s.last_applied_at,
        s.last_error,
        s.last_error_at,
+       t.paused,
        h.held_at                                       AS held_since,
        h.reason                                        AS held_reason,
        dualwrite._capture_state(t.tbl)                 AS capture
@@ -408,6 +411,19 @@ CREATE FUNCTION dualwrite._on_table_rewrite() RETURNS event_trigger
     AS 'MODULE_PATHNAME', 'dualwrite_on_table_rewrite' LANGUAGE C
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off;
 CREATE EVENT TRIGGER dualwrite_table_rewrite ON table_rewrite EXECUTE FUNCTION dualwrite._on_table_rewrite();
+
+-- Switches: pause and resume the delivery of one table (capture goes on).
+CREATE FUNCTION dualwrite.pause(tbl regclass) RETURNS void
+    AS 'MODULE_PATHNAME', 'dualwrite_pause' LANGUAGE C STRICT
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.pause(regclass) IS
+    'stop delivering a table (its changes are still captured and wait in the outbox)';
+CREATE FUNCTION dualwrite.resume(tbl regclass) RETURNS void
+    AS 'MODULE_PATHNAME', 'dualwrite_resume' LANGUAGE C STRICT
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.resume(regclass) IS
+    'deliver a paused table again: it catches up, then rejoins its server''s stream';
+REVOKE ALL ON FUNCTION dualwrite.pause(regclass), dualwrite.resume(regclass) FROM PUBLIC;
 
 -- The outbox generations: which one capture writes to, their size, and the
 -- prepared transactions that hold one back (it cannot be truncated until

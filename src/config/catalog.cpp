@@ -223,6 +223,34 @@ IsEnabled(Oid relid)
 	return found;
 }
 
+bool
+SetPaused(Oid relid, bool paused)
+{
+	OwnerScope scope = AsExtensionOwner();
+	Oid types[2] = {OIDOID, BOOLOID};
+	Datum values[2] = {ObjectIdGetDatum(relid), BoolGetDatum(paused)};
+	SPI_connect();
+	/* The old value: the row is locked by the UPDATE's FROM self-join. */
+	if (SPI_execute_with_args("UPDATE dualwrite.tables t SET paused = $2 FROM (SELECT tbl, paused FROM "
+	                          "dualwrite.tables WHERE tbl::oid = $1 FOR UPDATE) o WHERE t.tbl = o.tbl "
+	                          "RETURNING o.paused",
+	                          2, types, values, nullptr, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not update dualwrite.tables");
+	bool found = SPI_processed == 1;
+	bool was = false;
+	if (found) {
+		bool isnull;
+		was = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	Restore(scope);
+	if (!found)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("table \"%s\" is not enabled for dual write",
+		                       get_rel_name(relid) != nullptr ? get_rel_name(relid) : "?")));
+	return was;
+}
+
 /* dualwrite.tables.key_attnums: the key changes are delivered by, for good. */
 static void
 RecordKey(Oid relid, const TableConfig *cfg)
@@ -408,7 +436,7 @@ LoadAll(int *count)
 {
 	SPI_connect();
 	/* The delivering role is the server's, whoever enabled the table. */
-	if (SPI_execute("SELECT t.tbl::oid, t.target_server::text, t.target_table, t.column_map, s.deliver_as::oid, t.key_attnums "
+	if (SPI_execute("SELECT t.tbl::oid, t.target_server::text, t.target_table, t.column_map, s.deliver_as::oid, t.key_attnums, t.paused "
 	                "FROM dualwrite.tables t LEFT JOIN dualwrite.servers s "
 	                "ON s.server OPERATOR(pg_catalog.=) t.target_server ORDER BY 1",
 	                true, 0) != SPI_OK_SELECT)
@@ -422,6 +450,7 @@ LoadAll(int *count)
 	Jsonb **maps = static_cast<Jsonb **>(SPI_palloc(sizeof(Jsonb *) * (n + 1)));
 	int16 **keys = static_cast<int16 **>(SPI_palloc(sizeof(int16 *) * (n + 1)));
 	int *nkeys = static_cast<int *>(SPI_palloc(sizeof(int) * (n + 1)));
+	bool *paused = static_cast<bool *>(SPI_palloc(sizeof(bool) * (n + 1)));
 	for (int i = 0; i < n; i++) {
 		HeapTuple t = SPI_tuptable->vals[i];
 		TupleDesc d = SPI_tuptable->tupdesc;
@@ -441,6 +470,7 @@ LoadAll(int *count)
 			maps[i] = static_cast<Jsonb *>(SPI_palloc(VARSIZE(jb)));
 			memcpy(maps[i], jb, VARSIZE(jb));
 		}
+		paused[i] = DatumGetBool(SPI_getbinval(t, d, 7, &isnull)) && !isnull;
 		Datum key = SPI_getbinval(t, d, 6, &isnull);
 		nkeys[i] = -1; /* not recorded: the current replica identity */
 		keys[i] = nullptr;
@@ -463,6 +493,7 @@ LoadAll(int *count)
 		if (rel == nullptr)
 			continue;
 		all[kept] = BuildOrExplain(rel, servers[i], targets[i], maps[i], keys[i], nkeys[i]);
+		all[kept]->paused = paused[i];
 		all[kept++]->deliver_as = delivers[i];
 		table_close(rel, NoLock);
 	}

@@ -43,6 +43,7 @@ struct TableConfig {
 	                             * (InvalidOid if the server has no row) */
 	int ncolumns;
 	ColumnConfig *columns;      /* sent columns, in attnum order */
+	bool paused;                /* dualwrite.pause(): its delivery waits */
 	const char *problem;        /* why the table cannot be delivered now (its key, or its
 	                             * configuration no longer fits the table), or NULL */
 };
@@ -62,6 +63,9 @@ TableConfig *BuildTableConfig(Relation rel, const char *server, const char *targ
 const char *KeyColumnList(const TableConfig *cfg);
 
 bool IsEnabled(Oid relid);
+/* dualwrite.tables.paused of a flagged table; returns the previous value,
+ * or raises if the table is not flagged. */
+bool SetPaused(Oid relid, bool paused);
 void InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *column_map);
 void CreateCaptureTriggers(Relation rel);
 /* Delete the catalog row; returns the number of undelivered changes, or -1 if not enabled. */

@@ -210,6 +210,38 @@ LockFlaggedTables()
 	return true;
 }
 
+/* The stream of a held table that is paused. */
+static bool
+StreamIsPaused(const Stream *s)
+{
+	if (s->held_relid == InvalidOid)
+		return false;
+	for (auto &t : targets)
+		if (t.stream == s)
+			return t.cfg->paused;
+	return false;
+}
+
+/* Tables of main stream `s` paused since the last round: remember their
+ * hold at the stream's confirmed progress; true if there were any. */
+static bool
+HoldNewlyPaused(Stream *s)
+{
+	/* One hold at a time: another stream's pause this round goes first,
+	 * this one is delivered as before and paused next round. */
+	if (s->held_relid != InvalidOid || PrepareHoldPending())
+		return false;
+	Oid relids[64];
+	int n = 0;
+	for (auto &t : targets)
+		if (t.stream == s && t.cfg->paused && n < 64)
+			relids[n++] = t.cfg->relid;
+	if (n == 0)
+		return false;
+	EnsureConnected(s, Origin(s));
+	return PreparePauseHold(s, relids, n);
+}
+
 /* Record progress and counters locally (in the round's transaction). */
 static void
 RecordLocally()
@@ -302,11 +334,19 @@ DrainRound()
 				used = used || t.stream == &s;
 			if (!used)
 				continue;
+			/* A paused table's own stream waits; a server's stream with a
+			 * table paused since the last round first holds it (see
+			 * config/switches.cpp): it ships nothing this round, so the
+			 * hold is committed before anything goes without the table. */
+			if (StreamIsPaused(&s))
+				continue;
 			if (s.failures > 0 && now < s.retry_at) {
 				result.backing_off = true;
 				continue;
 			}
 			current_stream = &s;
+			if (HoldNewlyPaused(&s))
+				continue;
 			result.applied += DrainStream(&s);
 			s.drained_round = round;
 			if (s.failures > 0) {

@@ -92,14 +92,7 @@ RecordFailure(const char *server, const char *message)
 		message = "";
 	TimestampTz now = GetCurrentTimestamp();
 	if (stream != nullptr && PrepareHoldPending()) {
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		WritePendingHold();
-		PopActiveSnapshot();
-		SPI_finish();
-		CommitTransactionCommand();
+		CommitPendingHold();
 		return;
 	}
 	if (stream != nullptr && strncmp(stream->recorded_error, message, sizeof(stream->recorded_error) - 1) == 0 &&

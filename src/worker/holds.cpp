@@ -33,6 +33,7 @@ static struct {
 	char *reason, *done, *cur; /* TopMemoryContext */
 	char lsn[32], txid[32];
 	int seq;
+	bool pause; /* dualwrite.pause(), not a failure */
 } pending;
 
 static char *
@@ -137,6 +138,29 @@ RejoinCaughtUp(uint64 round)
 	}
 }
 
+/* Remember a hold of `relids` at the confirmed progress of stream `s`. */
+static void
+Remember(const Stream *s, const Oid *relids, int n, const char *reason, const char *sqlstate, bool pause)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	for (char *p : {pending.reason, pending.done, pending.cur})
+		if (p != nullptr)
+			pfree(p);
+	pending.reason = pstrdup(reason);
+	pending.done = pstrdup(s->done_snapshot);
+	pending.cur = s->cur_snapshot != nullptr ? pstrdup(s->cur_snapshot) : nullptr;
+	MemoryContextSwitchTo(old);
+	strlcpy(pending.server, s->server, NAMEDATALEN);
+	pending.nrelids = Min(n, kMaxPending);
+	memcpy(pending.relids, relids, sizeof(Oid) * pending.nrelids);
+	strlcpy(pending.sqlstate, sqlstate, sizeof(pending.sqlstate));
+	strlcpy(pending.lsn, s->pos_lsn, sizeof(pending.lsn));
+	strlcpy(pending.txid, s->pos_txid, sizeof(pending.txid));
+	pending.seq = s->pos_seq;
+	pending.pause = pause;
+	pending.active = true;
+}
+
 bool
 PrepareHold(const Stream *s, const ErrorData *edata)
 {
@@ -153,22 +177,16 @@ PrepareHold(const Stream *s, const ErrorData *edata)
 	if (edata->message != nullptr && strstr(edata->message, "moved on since it was read") != nullptr)
 		return false;
 
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	for (char *p : {pending.reason, pending.done, pending.cur})
-		if (p != nullptr)
-			pfree(p);
-	pending.reason = pstrdup(edata->message != nullptr ? edata->message : "rejected by the modern side");
-	pending.done = pstrdup(s->done_snapshot);
-	pending.cur = s->cur_snapshot != nullptr ? pstrdup(s->cur_snapshot) : nullptr;
-	MemoryContextSwitchTo(old);
-	strlcpy(pending.server, s->server, NAMEDATALEN);
-	pending.nrelids = Min(n, kMaxPending);
-	memcpy(pending.relids, relids, sizeof(Oid) * pending.nrelids);
-	strlcpy(pending.sqlstate, state, sizeof(pending.sqlstate));
-	strlcpy(pending.lsn, s->pos_lsn, sizeof(pending.lsn));
-	strlcpy(pending.txid, s->pos_txid, sizeof(pending.txid));
-	pending.seq = s->pos_seq;
-	pending.active = true;
+	Remember(s, relids, n, edata->message != nullptr ? edata->message : "rejected by the modern side", state, false);
+	return true;
+}
+
+bool
+PreparePauseHold(const Stream *s, const Oid *relids, int n)
+{
+	if (s == nullptr || s->held_relid != InvalidOid || !s->progress_known || s->done_snapshot == nullptr || n == 0)
+		return false;
+	Remember(s, relids, n, "paused by dualwrite.pause()", "", true);
 	return true;
 }
 
@@ -203,17 +221,21 @@ WritePendingHold()
 		/* A table disabled meanwhile is not held. */
 		if (SPI_execute_with_args(
 		        "INSERT INTO dualwrite._held (relid, server, hold_id, reason, sqlstate, done_snapshot, cur_snapshot, "
-		        "pos_lsn, pos_txid, pos_seq) SELECT $1, $2::name, $3, $4, $5, $6::pg_snapshot, $7::pg_snapshot, "
+		        "pos_lsn, pos_txid, pos_seq) SELECT $1, $2::name, $3, $4, NULLIF($5, ''), $6::pg_snapshot, $7::pg_snapshot, "
 		        "CASE WHEN $7 IS NULL THEN NULL ELSE $8::pg_lsn END, CASE WHEN $7 IS NULL THEN NULL ELSE $9::xid8 END, "
 		        "CASE WHEN $7 IS NULL THEN NULL ELSE $10 END "
 		        "WHERE EXISTS (SELECT 1 FROM dualwrite.tables t WHERE t.tbl::oid = $1) ON CONFLICT (relid) DO NOTHING",
 		        10, types, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not hold relation %u", pending.relids[i]);
+		char *name = get_rel_name(pending.relids[i]);
+		if (pending.pause) {
+			ereport(LOG, (errmsg("pg_dualwrite: delivery of table \"%s\" is paused", name != nullptr ? name : "?")));
+			continue;
+		}
 		if (SPI_execute_with_args("UPDATE dualwrite._table_stats SET failures = failures + 1, last_error = $4, "
 		                          "last_error_at = pg_catalog.now() WHERE relid = $1",
 		                          4, types, values, nulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not count the failure of relation %u", pending.relids[i]);
-		char *name = get_rel_name(pending.relids[i]);
 		ereport(WARNING,
 		        (errmsg("pg_dualwrite: table \"%s\" is held: server \"%s\" rejected its change",
 		                name != nullptr ? name : "?", pending.server),
@@ -224,6 +246,21 @@ WritePendingHold()
 	}
 	SPI_finish();
 	return true;
+}
+
+void
+CommitPendingHold()
+{
+	if (!pending.active)
+		return;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	WritePendingHold();
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
 }
 
 void

@@ -65,6 +65,15 @@ void RejoinCaughtUp(uint64 round);
  * transient, remember to hold the blamed tables; returns true then. */
 bool PrepareHold(const Stream *s, const ErrorData *edata);
 
+/* dualwrite.pause(): remember to hold `relids` (tables of main stream `s`)
+ * at its confirmed progress; the caller skips `s` this round, and the
+ * hold is committed after the round (CommitPendingHold), before anything
+ * is shipped without the tables.  False if `s`'s progress is unknown. */
+bool PreparePauseHold(const Stream *s, const Oid *relids, int n);
+
+/* WritePendingHold() in a transaction of its own (after a round). */
+void CommitPendingHold();
+
 /* Is a hold waiting for WritePendingHold()? */
 bool PrepareHoldPending();
 

@@ -15,6 +15,7 @@
 #include "config/guc.hpp"
 #include "outbox/rotate.hpp"
 #include "worker/drain.hpp"
+#include "worker/holds.hpp"
 #include "shmem/shmem.hpp"
 #include "worker/worker.hpp"
 
@@ -86,6 +87,7 @@ RoundGuarded()
 	{
 		TimestampTz started = GetCurrentTimestamp();
 		RoundResult r = pg_entry([] { return DrainRound(); });
+		CommitPendingHold(); /* a table paused since the last round */
 		RecordRate(r.applied, started);
 		if (r.no_extension) {
 			shm::SetState(my_slot, shm::kStateNoExtension, nullptr);
