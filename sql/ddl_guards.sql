@@ -135,7 +135,7 @@ ALTER TABLE parts_asia OWNER TO dw_owner;
 CREATE TABLE restored (id int NOT NULL, v text) PARTITION BY RANGE (id);
 CREATE TABLE restored_1 PARTITION OF restored FOR VALUES FROM (0) TO (100);
 INSERT INTO dualwrite.tables (tbl, mode, target_server, target_table, enabled_by, key_attnums)
-VALUES ('restored', 'async', 'ddl_modern', 'public.restored', current_user, '{1}');
+VALUES ('restored', 'async', 'ddl_modern', 'public.restored', current_user::regrole, '{1}');
 ALTER TABLE ONLY restored ADD CONSTRAINT restored_pkey PRIMARY KEY (id);
 ALTER TABLE ONLY restored_1 ADD CONSTRAINT restored_1_pkey PRIMARY KEY (id);
 ALTER INDEX restored_pkey ATTACH PARTITION restored_1_pkey;
