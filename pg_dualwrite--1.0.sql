@@ -300,6 +300,10 @@ COMMENT ON FUNCTION dualwrite._capture_state(regclass) IS
     '''ok'', or what is wrong with the capture triggers of a flagged table and its partitions';
 REVOKE ALL ON FUNCTION dualwrite._capture_state(regclass) FROM PUBLIC;
 
+CREATE FUNCTION dualwrite._capture_skipped_at() RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'dualwrite_capture_skipped_at' LANGUAGE C;
+REVOKE ALL ON FUNCTION dualwrite._capture_skipped_at() FROM PUBLIC;
+
 CREATE VIEW dualwrite.status AS
 SELECT t.tbl                                           AS table_name,
        t.mode,
@@ -323,7 +327,12 @@ SELECT t.tbl                                           AS table_name,
        t.paused,
        h.held_at                                       AS held_since,
        h.reason                                        AS held_reason,
-       dualwrite._capture_state(t.tbl)                 AS capture
+       -- loud: with dualwrite.enabled off, changes went uncaptured
+       CASE WHEN dualwrite._capture_skipped_at() IS NOT NULL
+            THEN 'NOT CAPTURED since ' || dualwrite._capture_skipped_at()::text
+                 || ': dualwrite.enabled was off; the databases diverge, reconcile needed'
+            ELSE dualwrite._capture_state(t.tbl)
+       END                                             AS capture
 FROM dualwrite.tables t
 LEFT JOIN dualwrite._table_stats s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN dualwrite._held h ON h.relid OPERATOR(pg_catalog.=) t.tbl::oid

@@ -1,8 +1,9 @@
 --
--- pause: dualwrite.pause() stops the delivery of one table while its
--- capture goes on (the other tables of the server keep flowing), status
--- shows it paused with its changes queued, and dualwrite.resume() lets it
--- catch up and rejoin its server's stream, in capture order.
+-- pause: the switches.  dualwrite.pause() stops the delivery of one table
+-- while its capture goes on (the other tables of the server keep flowing),
+-- status shows it paused with its changes queued, and dualwrite.resume()
+-- lets it catch up and rejoin its server's stream, in capture order.  The
+-- global dualwrite.enabled stops capture itself (superuser only).
 --
 SET dualwrite.target_server = 'modern';
 \c dw_modern
@@ -54,6 +55,30 @@ REVOKE ALL ON FUNCTION dualwrite.pause(regclass) FROM p_other;
 REVOKE ALL ON SCHEMA dualwrite FROM p_other;
 DROP ROLE p_other;
 SELECT paused FROM dualwrite.tables WHERE tbl = 'p_b'::regclass;
+
+-- the global switch dualwrite.enabled: only a superuser can turn capture
+-- off, and then the capture warns once and status says so loudly
+CREATE ROLE sw_plain;
+GRANT INSERT ON p_b TO sw_plain;
+SET ROLE sw_plain;
+SET dualwrite.enabled = off;
+ALTER ROLE sw_plain SET dualwrite.enabled = off;
+SET session_replication_role = replica;
+ALTER TABLE p_b DISABLE TRIGGER dualwrite_capture;
+INSERT INTO p_b VALUES (3, 'captured');
+RESET ROLE;
+SET dualwrite.enabled = off;
+INSERT INTO p_b VALUES (4, 'not captured');
+INSERT INTO p_b VALUES (5, 'not captured either');
+RESET dualwrite.enabled;
+INSERT INTO p_b VALUES (6, 'captured again');
+SELECT dualwrite.wait_for_delivery('60s');
+SELECT * FROM modern.p_b ORDER BY id;
+SELECT table_name, capture LIKE 'NOT CAPTURED since % dualwrite.enabled was off; the databases diverge, reconcile needed'
+       AS says_diverged
+FROM dualwrite.status WHERE table_name = 'p_b'::regclass;
+REVOKE ALL ON p_b FROM sw_plain;
+DROP ROLE sw_plain;
 
 SELECT dualwrite.disable('p_a');
 SELECT dualwrite.disable('p_b');

@@ -19,7 +19,9 @@
  *-------------------------------------------------------------------------
  */
 #include "boundary/boundary.hpp"
+#include "config/guc.hpp"
 #include "outbox/outbox.hpp"
+#include "shmem/shmem.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -66,11 +68,36 @@ KeyChanged(Relation rel, HeapTuple oldtup, HeapTuple newtup)
 	return changed;
 }
 
+/*
+ * dualwrite.enabled = off (superuser-only): nothing is captured.  Said once
+ * per session, and noted in shared memory for dualwrite.status, because the
+ * two databases now diverge until a reconcile.
+ */
+static bool
+CaptureSwitchedOff(Relation rel)
+{
+	static bool warned = false;
+	if (guc::enabled)
+		return false;
+	shm::NoteSkippedCapture();
+	if (!warned) {
+		warned = true;
+		ereport(WARNING, (errmsg("pg_dualwrite capture is switched off: changes of table \"%s\" are not sent to the "
+		                         "modern database",
+		                         RelationGetRelationName(rel)),
+		                  errdetail("dualwrite.enabled is off; the two databases diverge from here on."),
+		                  errhint("Set dualwrite.enabled back to on and reconcile the flagged tables.")));
+	}
+	return true;
+}
+
 static Datum
 CaptureRow(FunctionCallInfo fcinfo)
 {
 	TriggerData *td = CheckContext(fcinfo, "dualwrite._capture", true);
 	Relation rel = td->tg_relation;
+	if (CaptureSwitchedOff(rel))
+		return PointerGetDatum(nullptr);
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		outbox::Append(rel, outbox::kInsert, td->tg_trigtuple);
@@ -147,6 +174,8 @@ CaptureTruncate(FunctionCallInfo fcinfo)
 	if (!TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 		elog(ERROR, "dualwrite._capture_truncate: must be fired by TRUNCATE");
 	Relation rel = td->tg_relation;
+	if (CaptureSwitchedOff(rel))
+		return PointerGetDatum(nullptr);
 	if (!rel->rd_rel->relispartition) {
 		/* Flagged tables are never partitions (enable() refuses them). */
 		RememberTruncatedRoot(RelationGetRelid(rel));

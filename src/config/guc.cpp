@@ -17,6 +17,7 @@
 
 namespace pgdw::guc {
 
+bool enabled = true;
 char *target_server = nullptr;
 int default_mode = kModeAsync;
 int batch_size = 10000;
@@ -68,6 +69,15 @@ CheckBackoffMax(int *newval, void **extra, GucSource source)
 void
 DefineSettings()
 {
+	/* The global switch.  Superuser-only (PGC_SUSET): an ordinary role can
+	 * neither SET it nor ALTER ROLE/DATABASE ... SET it, so nobody but a
+	 * superuser can make their own writes go uncaptured. */
+	DefineCustomBoolVariable("dualwrite.enabled",
+	                         gettext_noop("Captures changes of flagged tables; off stops capture everywhere."),
+	                         gettext_noop("While off, the two databases diverge: dualwrite.status says so, and a "
+	                                      "reconcile is needed afterwards."),
+	                         &enabled, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+
 	DefineCustomStringVariable("dualwrite.target_server",
 	                           gettext_noop("Foreign server that dualwrite.enable() uses when none is given."),
 	                           gettext_noop("The server's options say where the modern database is; "

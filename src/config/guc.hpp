@@ -11,6 +11,7 @@ namespace pgdw::guc {
 
 enum Mode { kModeAsync = 0, kModeSync = 1 };
 
+extern bool enabled;             /* dualwrite.enabled: capture on (the global switch) */
 extern char *target_server;      /* dualwrite.target_server: default foreign server */
 extern int default_mode;         /* dualwrite.default_mode: Mode */
 extern int batch_size;           /* dualwrite.batch_size: changes per remote transaction */

@@ -58,8 +58,10 @@ StartupShmem()
 	if (!found) {
 		memset(shared, 0, sizeof(Shared));
 		shared->lock = &(GetNamedLWLockTranche("pg_dualwrite"))->lock;
-		for (int i = 0; i < kMaxDatabases; i++)
+		for (int i = 0; i < kMaxDatabases; i++) {
 			pg_atomic_init_u32(&shared->slots[i].capture_gen, 0);
+			pg_atomic_init_u64(&shared->slots[i].skipped_at, 0);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -108,6 +110,7 @@ SlotFor(Oid dboid, bool create)
 			uint32 gen = pg_atomic_read_u32(&s->capture_gen);
 			memset(s, 0, sizeof(DbSlot));
 			pg_atomic_init_u32(&s->capture_gen, gen % 3);
+			pg_atomic_init_u64(&s->skipped_at, 0);
 			s->dboid = dboid;
 			s->state = kStateStarting;
 			s->state_since = GetCurrentTimestamp();
@@ -190,6 +193,21 @@ TakeWakeRequest()
 	shared->wake_requested = false;
 	LWLockRelease(shared->lock);
 	return requested;
+}
+
+void
+NoteSkippedCapture()
+{
+	DbSlot *slot = SlotFor(MyDatabaseId, false);
+	if (slot != nullptr)
+		pg_atomic_write_u64(&slot->skipped_at, static_cast<uint64>(GetCurrentTimestamp()));
+}
+
+TimestampTz
+LastSkippedCapture()
+{
+	DbSlot *slot = SlotFor(MyDatabaseId, false);
+	return slot != nullptr ? static_cast<TimestampTz>(pg_atomic_read_u64(&slot->skipped_at)) : 0;
 }
 
 void

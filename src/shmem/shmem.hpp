@@ -50,6 +50,7 @@ struct DbSlot {
 	TimestampTz last_error_at;
 	pg_atomic_uint32 capture_gen;  /* outbox generation capture writes to */
 	uint64 batches;                /* remote transactions committed since start */
+	pg_atomic_uint64 skipped_at;   /* last change not captured (dualwrite.enabled off), 0: none */
 	char fault[32];                /* armed test fault point, "" if none */
 };
 
@@ -89,6 +90,12 @@ bool TakeWakeRequest();
  */
 void ArmFault(Oid dboid, const char *point);
 bool TakeFault(const char *point);
+
+/* A change of a flagged table was not captured (dualwrite.enabled is off):
+ * note when, for dualwrite.status (the worker makes it durable). */
+void NoteSkippedCapture();
+/* The time of the last skipped change in this database, 0 if none. */
+TimestampTz LastSkippedCapture();
 
 /* Record a worker state change (and error text) for this database. */
 void SetState(DbSlot *slot, int state, const char *error);

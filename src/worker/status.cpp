@@ -71,6 +71,7 @@ PG_FUNCTION_INFO_V1(dualwrite_worker_info);
 PG_FUNCTION_INFO_V1(dualwrite_wake);
 PG_FUNCTION_INFO_V1(dualwrite_debug_fault);
 PG_FUNCTION_INFO_V1(dualwrite_capture_generation);
+PG_FUNCTION_INFO_V1(dualwrite_capture_skipped_at);
 
 PGDLLEXPORT Datum
 dualwrite_worker_info(PG_FUNCTION_ARGS)
@@ -100,6 +101,18 @@ dualwrite_capture_generation(PG_FUNCTION_ARGS)
 		if (pgdw::shm::Get() == nullptr)
 			PG_RETURN_NULL();
 		PG_RETURN_INT32(static_cast<int32>(pgdw::shm::CaptureGeneration()));
+	});
+}
+
+/* When a change was last left uncaptured (dualwrite.enabled off), or NULL. */
+PGDLLEXPORT Datum
+dualwrite_capture_skipped_at(PG_FUNCTION_ARGS)
+{
+	return pgdw::pg_entry([&] {
+		TimestampTz at = pgdw::shm::LastSkippedCapture();
+		if (at == 0)
+			PG_RETURN_NULL();
+		PG_RETURN_TIMESTAMPTZ(at);
 	});
 }
 
