@@ -448,5 +448,39 @@ CREATE FUNCTION dualwrite._selftest_boundary(kind text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'dualwrite_selftest_boundary' LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION dualwrite._selftest_boundary(text) FROM PUBLIC;
 
+------------------------------------------------------------------------------
+-- Checksums (src/verify/): the canonical row form is described in README.md.
+-- A key range is [from_key, to_key) in the key's row order; each bound is
+-- the key columns' values as text, NULL for an unbounded side.
+------------------------------------------------------------------------------
+CREATE FUNCTION dualwrite.row_checksum(r record) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'dualwrite_row_checksum' LANGUAGE C STRICT STABLE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.row_checksum(record) IS
+    'SHA-256 of the canonical encoding of a row (its columns by name)';
+
+CREATE FUNCTION dualwrite.table_checksum(tbl regclass, from_key text[] DEFAULT NULL, to_key text[] DEFAULT NULL,
+    OUT row_count bigint, OUT checksum bytea)
+    AS 'MODULE_PATHNAME', 'dualwrite_table_checksum' LANGUAGE C STABLE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.table_checksum(regclass, text[], text[]) IS
+    'row count and sum (mod 2^256) of the row SHA-256 digests of a flagged table, as delivered (column_map), optionally of a key range';
+
+CREATE FUNCTION dualwrite.checksum_sql(tbl regclass, from_key text[] DEFAULT NULL, to_key text[] DEFAULT NULL)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'dualwrite_checksum_sql' LANGUAGE C STABLE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.checksum_sql(regclass, text[], text[]) IS
+    'plain SQL computing table_checksum''s figures on the modern table, for a database without pg_dualwrite';
+
+CREATE FUNCTION dualwrite.remote_checksum(tbl regclass, from_key text[] DEFAULT NULL, to_key text[] DEFAULT NULL,
+    OUT row_count bigint, OUT checksum bytea)
+    AS 'MODULE_PATHNAME', 'dualwrite_remote_checksum' LANGUAGE C STABLE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.remote_checksum(regclass, text[], text[]) IS
+    'table_checksum''s figures computed on the modern side by checksum_sql, over the delivering role''s connection';
+-- remote_checksum connects as the server's delivering role: not for PUBLIC.
+REVOKE ALL ON FUNCTION dualwrite.remote_checksum(regclass, text[], text[]) FROM PUBLIC;
+
 -- A new database with pg_dualwrite: let the launcher start its worker now.
 SELECT dualwrite._wake();

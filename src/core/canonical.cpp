@@ -135,7 +135,10 @@ Payload(ValueKind kind, const std::string &e)
 	const std::string x = "(" + e + ")";
 	switch (kind) {
 	case ValueKind::Text:
-		return Utf8(x + "::text");
+		/* format('%s') prints with the type's output function, as the C++
+		 * side does; ::text would not for every type (inet's text() adds
+		 * the mask, bool's cast says "true") */
+		return Utf8("format('%s', " + x + ")");
 	case ValueKind::Bpchar:
 		return Utf8("rtrim(" + x + "::text,' ')");
 	case ValueKind::Bool:
@@ -170,7 +173,7 @@ Payload(ValueKind kind, const std::string &e)
 	case ValueKind::Bytea:
 		return x + "::bytea";
 	}
-	return Utf8(x + "::text");
+	return Utf8("format('%s', " + x + ")");
 }
 
 /* field(payload) for a value expression e that may be NULL. */
