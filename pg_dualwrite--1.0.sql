@@ -298,6 +298,21 @@ COMMENT ON FUNCTION dualwrite._capture_state(regclass) IS
     '''ok'', or what is wrong with the capture triggers of a flagged table and its partitions';
 REVOKE ALL ON FUNCTION dualwrite._capture_state(regclass) FROM PUBLIC;
 
+-- One row per dualwrite.reconcile() run (src/verify/reconcile.cpp).
+CREATE TABLE dualwrite.reconcile_runs (
+    run_id            bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tbl               regclass    NOT NULL,
+    started_at        timestamptz NOT NULL,
+    finished_at       timestamptz NOT NULL,
+    rows_compared     bigint      NOT NULL,  -- legacy rows covered by the comparison
+    differences       bigint      NOT NULL,  -- reported (persisting) differences
+    repaired          bigint      NOT NULL,  -- repairs appended to the outbox
+    bytes_transferred bigint      NOT NULL,  -- queries and results across the network (approximate)
+    repair            boolean     NOT NULL
+);
+COMMENT ON TABLE dualwrite.reconcile_runs IS 'the runs of dualwrite.reconcile(), shown in dualwrite.status';
+REVOKE ALL ON dualwrite.reconcile_runs FROM PUBLIC;
+
 CREATE VIEW dualwrite.status AS
 SELECT t.tbl                                           AS table_name,
        t.mode,
@@ -320,13 +335,18 @@ SELECT t.tbl                                           AS table_name,
        s.last_error_at,
        h.held_at                                       AS held_since,
        h.reason                                        AS held_reason,
-       dualwrite._capture_state(t.tbl)                 AS capture
+       dualwrite._capture_state(t.tbl)                 AS capture,
+       r.finished_at                                   AS last_reconcile_at,
+       r.differences                                   AS last_reconcile_differences
 FROM dualwrite.tables t
 LEFT JOIN dualwrite._table_stats s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN dualwrite._held h ON h.relid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN (SELECT p.tbl, pg_catalog.count(*) AS queued, pg_catalog.min(p.ts) AS oldest
            FROM dualwrite._pending p GROUP BY p.tbl) q ON q.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid
-LEFT JOIN dualwrite._worker_info() w ON w.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+LEFT JOIN dualwrite._worker_info() w ON w.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+LEFT JOIN LATERAL (SELECT rr.finished_at, rr.differences FROM dualwrite.reconcile_runs rr
+                   WHERE rr.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid
+                   ORDER BY rr.run_id DESC LIMIT 1) r ON true;
 COMMENT ON VIEW dualwrite.status IS
     'per flagged table: captured, applied, queued and failed changes, lag, the last error, whether it is held, the state of its capture';
 REVOKE ALL ON dualwrite.status FROM PUBLIC;
@@ -481,6 +501,14 @@ COMMENT ON FUNCTION dualwrite.remote_checksum(regclass, text[], text[]) IS
     'table_checksum''s figures computed on the modern side by checksum_sql, over the delivering role''s connection';
 -- remote_checksum connects as the server's delivering role: not for PUBLIC.
 REVOKE ALL ON FUNCTION dualwrite.remote_checksum(regclass, text[], text[]) FROM PUBLIC;
+
+CREATE FUNCTION dualwrite.reconcile(tbl regclass, repair boolean DEFAULT false)
+RETURNS TABLE (key jsonb, kind text, columns text[])
+    AS 'MODULE_PATHNAME', 'dualwrite_reconcile' LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.reconcile(regclass, boolean) IS
+    'rows in which the modern table differs from the legacy one (missing, extra, different: which columns); repair => true queues the legacy image (or a delete) through the outbox';
+REVOKE ALL ON FUNCTION dualwrite.reconcile(regclass, boolean) FROM PUBLIC;
 
 -- A new database with pg_dualwrite: let the launcher start its worker now.
 SELECT dualwrite._wake();

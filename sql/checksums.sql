@@ -40,6 +40,8 @@ CREATE TABLE public.ck_kinds (
     "Big Value" text, id bigint PRIMARY KEY, e ck_mood, dom ck_pos, ch char(8), n numeric(14,2), f4 real, f8 float8,
     tstz timestamptz, ts timestamp, d date, tm time, iv interval, j jsonb, b bytea, an numeric[], af float8[], at text[],
     flag boolean, gen int GENERATED ALWAYS AS (42) STORED, modern_only text);
+CREATE SCHEMA "ck Schema";
+CREATE TABLE "ck Schema"."Quoted ""Name""" ("select" text, "Key Col" int PRIMARY KEY);
 \c contrib_regression
 SET dualwrite.target_server = 'modern';
 CREATE TYPE ck_mood AS ENUM ('sad', 'ok', 'it''s "complicated"');
@@ -49,6 +51,10 @@ CREATE TABLE ck_kinds (
     tstz timestamptz, ts timestamp, d date, tm time, iv interval, j jsonb, an numeric[], af float8[], at text[],
     big text, gen int GENERATED ALWAYS AS (id * 2) STORED, legacy_only text);
 SELECT dualwrite.enable('ck_kinds', column_map => '{"big": "Big Value", "legacy_only": null}');
+CREATE SCHEMA "ck Schema";
+CREATE TABLE "ck Schema"."Quoted ""Name""" ("Key Col" int PRIMARY KEY, "select" text);
+SELECT dualwrite.enable('"ck Schema"."Quoted ""Name"""');
+INSERT INTO "ck Schema"."Quoted ""Name""" VALUES (1, 'from'), (2, NULL), (3, '');
 SET TimeZone = 'Asia/Kolkata';
 INSERT INTO ck_kinds (id, flag, b, e, dom, ch, n, f4, f8, tstz, ts, d, tm, iv, j, an, af, at, big, legacy_only) VALUES
  (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'x'),
@@ -75,7 +81,7 @@ $$;
 SELECT * FROM pg_temp.compare('ck_kinds');
 SELECT * FROM pg_temp.compare('all_types');
 SELECT * FROM pg_temp.compare('measurements');
-SELECT * FROM pg_temp.compare('"Odd Schema"."Order ""Items"""');
+SELECT * FROM pg_temp.compare('"ck Schema"."Quoted ""Name"""');
 -- the C++ figures do not depend on the session's time zone
 SET TimeZone = 'UTC';
 SELECT (SELECT checksum FROM dualwrite.table_checksum('ck_kinds')) =

@@ -246,6 +246,29 @@ TableChecksumSql(const std::vector<CanonicalColumn> &colsIn, const std::string &
 	return sql;
 }
 
+std::string
+RowFieldsSql(const std::vector<CanonicalColumn> &colsIn, const std::vector<std::string> &key,
+             const std::string &relation, const std::string &where)
+{
+	std::vector<CanonicalColumn> cols = colsIn;
+	SortCanonical(cols);
+	std::string sql = "SELECT ";
+	bool first = true;
+	for (const std::string &k : key) {
+		sql += (first ? "" : ", ") + std::string("format('%s', t.") + QuoteIdent(k) + ")";
+		first = false;
+	}
+	for (const CanonicalColumn &c : cols) {
+		sql += (first ? "" : ", ") + std::string("encode(sha256(") + ConstField(c.modern_name) + " || " +
+		       FieldSql(c, "t." + QuoteIdent(c.modern_name)) + "), 'hex')";
+		first = false;
+	}
+	sql += " FROM " + relation + " AS t";
+	if (!where.empty())
+		sql += " WHERE " + where;
+	return sql;
+}
+
 } // namespace pgdw::core
 
 /* Proof that core/ stays PostgreSQL-free (see cpp_only.hpp). */

@@ -123,4 +123,13 @@ std::string FieldSql(const CanonicalColumn &col, const std::string &ref);
 std::string TableChecksumSql(const std::vector<CanonicalColumn> &cols, const std::string &relation,
                              const std::string &where);
 
+/*
+ * A query over `relation` returning, per row: the key columns as text
+ * (format('%s'), in the order given), then one hex SHA-256 per column of
+ * field(name) field(value), columns in canonical order (reconcile's leaf
+ * comparison: a row differs where any column digest differs).
+ */
+std::string RowFieldsSql(const std::vector<CanonicalColumn> &cols, const std::vector<std::string> &key,
+                         const std::string &relation, const std::string &where);
+
 } // namespace pgdw::core

@@ -86,8 +86,9 @@ BoundValues(const config::TableConfig *cfg, ArrayType *bound, const char *which)
 	return vals;
 }
 
-/* ROW(k1, k2) >= ROW('v1', 'v2') AND ... over alias t, with legacy or modern names. */
-static char *
+/* ROW(k1, k2) >= ROW('v1', 'v2') AND ... over alias t, with legacy or modern names;
+ * from == to (the same array): ROW(k1, k2) = ROW(...). */
+char *
 RangeCondition(const config::TableConfig *cfg, char **from, char **to, bool modern)
 {
 	if (from == nullptr && to == nullptr)
@@ -103,13 +104,14 @@ RangeCondition(const config::TableConfig *cfg, char **from, char **to, bool mode
 	}
 	StringInfoData out;
 	initStringInfo(&out);
-	for (int side = 0; side < 2; side++) {
+	bool exact = from == to;
+	for (int side = 0; side < (exact ? 1 : 2); side++) {
 		char **vals = side == 0 ? from : to;
 		if (vals == nullptr)
 			continue;
 		if (out.len)
 			appendStringInfoString(&out, " AND ");
-		appendStringInfo(&out, "ROW(%s) %s ROW(", cols.data, side == 0 ? ">=" : "<");
+		appendStringInfo(&out, "ROW(%s) %s ROW(", cols.data, exact ? "=" : side == 0 ? ">=" : "<");
 		int k = 0;
 		for (int i = 0; i < cfg->ncolumns; i++) {
 			if (!cfg->columns[i].is_key)
@@ -123,7 +125,7 @@ RangeCondition(const config::TableConfig *cfg, char **from, char **to, bool mode
 }
 
 /* The legacy table's codecs (sorted) for the delivered columns. */
-static ColumnCodec *
+ColumnCodec *
 TableCodecs(Relation rel, const config::TableConfig *cfg)
 {
 	TupleDesc desc = RelationGetDescr(rel);
@@ -142,6 +144,12 @@ LegacyChecksum(const config::TableConfig *cfg, ArrayType *from, ArrayType *to)
 {
 	char **fromv = BoundValues(cfg, from, "from_key");
 	char **tov = BoundValues(cfg, to, "to_key");
+	return LegacyFigures(cfg, RangeCondition(cfg, fromv, tov, false));
+}
+
+Checksum
+LegacyFigures(const config::TableConfig *cfg, const char *cond)
+{
 	Relation rel = table_open(cfg->relid, AccessShareLock);
 	ColumnCodec *codecs = TableCodecs(rel, cfg);
 	StringInfoData sql;
@@ -154,7 +162,6 @@ LegacyChecksum(const config::TableConfig *cfg, ArrayType *from, ArrayType *to)
 	appendStringInfo(&sql, " FROM %s AS t",
 	                 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 	                                            RelationGetRelationName(rel)));
-	char *cond = RangeCondition(cfg, fromv, tov, false);
 	if (cond[0] != '\0')
 		appendStringInfo(&sql, " WHERE %s", cond);
 	table_close(rel, NoLock); /* keep the lock to the end of the transaction */
@@ -166,11 +173,13 @@ LegacyChecksum(const config::TableConfig *cfg, ArrayType *from, ArrayType *to)
 	StringInfoData row; /* in the caller's context: it outlives SPI and the row resets */
 	initStringInfo(&row);
 	SPI_connect();
+	/* not read-only: a fresh snapshot per call (reconcile re-checks rows
+	 * after their pending changes were delivered) */
 	SPIPlanPtr plan = SPI_prepare(sql.data, 0, nullptr);
 	if (plan == nullptr)
 		elog(ERROR, "could not prepare the checksum query of table %s: %s", cfg->target_display,
 		     SPI_result_code_string(SPI_result));
-	Portal portal = SPI_cursor_open(nullptr, plan, nullptr, nullptr, true);
+	Portal portal = SPI_cursor_open(nullptr, plan, nullptr, nullptr, false);
 	for (;;) {
 		SPI_cursor_fetch(portal, true, 10000);
 		if (SPI_processed == 0)
@@ -207,10 +216,15 @@ ModernChecksumSql(const config::TableConfig *cfg, ArrayType *from, ArrayType *to
 {
 	char **fromv = BoundValues(cfg, from, "from_key");
 	char **tov = BoundValues(cfg, to, "to_key");
+	return ModernFiguresSql(cfg, RangeCondition(cfg, fromv, tov, true));
+}
+
+char *
+ModernFiguresSql(const config::TableConfig *cfg, const char *cond)
+{
 	Relation rel = table_open(cfg->relid, AccessShareLock);
 	ColumnCodec *codecs = TableCodecs(rel, cfg);
 	table_close(rel, NoLock);
-	const char *cond = RangeCondition(cfg, fromv, tov, true);
 	int n = cfg->ncolumns;
 	const char *schema = cfg->target_schema;
 	const char *name = cfg->target_name;
@@ -232,13 +246,30 @@ HexNibble(char c)
 	return -1;
 }
 
+PGconn *
+ConnectModern(const config::TableConfig *cfg)
+{
+	PGconn *conn = remote::Connect(cfg->target_server, cfg->deliver_as, 0, false);
+	remote::OwnByTransaction(conn);
+	return conn;
+}
+
 Checksum
 RemoteChecksum(const config::TableConfig *cfg, ArrayType *from, ArrayType *to)
 {
-	char *inner = ModernChecksumSql(cfg, from, to);
+	char **fromv = BoundValues(cfg, from, "from_key");
+	char **tov = BoundValues(cfg, to, "to_key");
+	const char *cond = RangeCondition(cfg, fromv, tov, true);
+	return RemoteFigures(cfg, ConnectModern(cfg), cond, nullptr);
+}
+
+Checksum
+RemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond, int64 *bytes)
+{
+	char *inner = ModernFiguresSql(cfg, cond);
 	char *sql = psprintf("SELECT q.row_count::text, pg_catalog.encode(q.checksum, 'hex') FROM (%s) AS q", inner);
-	PGconn *conn = remote::Connect(cfg->target_server, cfg->deliver_as, 0, false);
-	remote::OwnByTransaction(conn);
+	if (bytes != nullptr)
+		*bytes += strlen(sql) + 100; /* the query, and a row of two short values */
 	const remote::Shape shape = {psprintf("the checksum of target table %s", cfg->target_display), 2, 1, 1};
 	PGresult *res = remote::QueryShaped(conn, sql, shape);
 	const char *count = remote::ValueText(conn, res, 0, 0, shape);

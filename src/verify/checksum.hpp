@@ -39,4 +39,19 @@ char *ModernChecksumSql(const config::TableConfig *cfg, ArrayType *from, ArrayTy
 /* Run ModernChecksumSql over the server's delivering connection. */
 Checksum RemoteChecksum(const config::TableConfig *cfg, ArrayType *from, ArrayType *to);
 
+/* The building blocks reconcile uses: a condition over alias t (legacy or
+ * modern column names) for [from, to) or, when from == to, for one key;
+ * the figures of the rows it selects on either side; a connection to the
+ * modern side owned by the transaction.  bytes (may be NULL) is increased
+ * by what crosses the network. */
+char *RangeCondition(const config::TableConfig *cfg, char **from, char **to, bool modern);
+Checksum LegacyFigures(const config::TableConfig *cfg, const char *cond);
+char *ModernFiguresSql(const config::TableConfig *cfg, const char *cond);
+PGconn *ConnectModern(const config::TableConfig *cfg);
+Checksum RemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond, int64 *bytes);
+
+struct ColumnCodec;
+/* Codecs of the delivered columns, sorted; codec.source = index in cfg->columns. */
+ColumnCodec *TableCodecs(Relation rel, const config::TableConfig *cfg);
+
 } // namespace pgdw::verify

@@ -187,5 +187,15 @@ TEST(ChecksumSql, ArraysFrameDimsAndElements)
 	EXPECT_NE(f.find("float8send((u.e)::float8)"), std::string::npos);
 }
 
+TEST(RowFieldsSql, KeysThenOneDigestPerColumn)
+{
+	std::vector<CanonicalColumn> c = {{"v", ValueKind::Text, false}, {"id", ValueKind::Int, false}};
+	std::string sql = RowFieldsSql(c, {"id"}, "\"t\"", "t.id = 1");
+	EXPECT_EQ(sql.rfind("SELECT format('%s', t.\"id\"), encode(sha256(", 0), 0u);
+	EXPECT_NE(sql.find(" FROM \"t\" AS t WHERE t.id = 1"), std::string::npos);
+	/* "id" before "v": canonical order */
+	EXPECT_LT(sql.find("decode('56000000026964','hex')"), sql.find("decode('560000000176','hex')"));
+}
+
 } // namespace
 } // namespace pgdw::core
