@@ -304,6 +304,21 @@ CREATE FUNCTION dualwrite._capture_skipped_at() RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'dualwrite_capture_skipped_at' LANGUAGE C;
 REVOKE ALL ON FUNCTION dualwrite._capture_skipped_at() FROM PUBLIC;
 
+-- One row per dualwrite.reconcile() run (src/verify/reconcile.cpp).
+CREATE TABLE dualwrite.reconcile_runs (
+    run_id            bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tbl               regclass    NOT NULL,
+    started_at        timestamptz NOT NULL,
+    finished_at       timestamptz NOT NULL,
+    rows_compared     bigint      NOT NULL,  -- legacy rows covered by the comparison
+    differences       bigint      NOT NULL,  -- reported (persisting) differences
+    repaired          bigint      NOT NULL,  -- repairs appended to the outbox
+    bytes_transferred bigint      NOT NULL,  -- queries and results across the network (approximate)
+    repair            boolean     NOT NULL
+);
+COMMENT ON TABLE dualwrite.reconcile_runs IS 'the runs of dualwrite.reconcile(), shown in dualwrite.status';
+REVOKE ALL ON dualwrite.reconcile_runs FROM PUBLIC;
+
 CREATE VIEW dualwrite.status AS
 SELECT t.tbl                                           AS table_name,
        t.mode,
@@ -332,13 +347,18 @@ SELECT t.tbl                                           AS table_name,
             THEN 'NOT CAPTURED since ' || dualwrite._capture_skipped_at()::text
                  || ': dualwrite.enabled was off; the databases diverge, reconcile needed'
             ELSE dualwrite._capture_state(t.tbl)
-       END                                             AS capture
+       END                                             AS capture,
+       r.finished_at                                   AS last_reconcile_at,
+       r.differences                                   AS last_reconcile_differences
 FROM dualwrite.tables t
 LEFT JOIN dualwrite._table_stats s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN dualwrite._held h ON h.relid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN (SELECT p.tbl, pg_catalog.count(*) AS queued, pg_catalog.min(p.ts) AS oldest
            FROM dualwrite._pending p GROUP BY p.tbl) q ON q.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid
-LEFT JOIN dualwrite._worker_info() w ON w.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+LEFT JOIN dualwrite._worker_info() w ON w.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+LEFT JOIN LATERAL (SELECT rr.finished_at, rr.differences FROM dualwrite.reconcile_runs rr
+                   WHERE rr.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid
+                   ORDER BY rr.run_id DESC LIMIT 1) r ON true;
 COMMENT ON VIEW dualwrite.status IS
     'per flagged table: captured, applied, queued and failed changes, lag, the last error, whether it is held, the state of its capture';
 REVOKE ALL ON dualwrite.status FROM PUBLIC;
@@ -473,6 +493,48 @@ REVOKE ALL ON FUNCTION dualwrite._on_sql_drop(), dualwrite._on_ddl_command_start
 CREATE FUNCTION dualwrite._selftest_boundary(kind text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'dualwrite_selftest_boundary' LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION dualwrite._selftest_boundary(text) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Checksums (src/verify/): the canonical row form is described in README.md.
+-- A key range is [from_key, to_key) in the key's row order; each bound is
+-- the key columns' values as text, NULL for an unbounded side.
+------------------------------------------------------------------------------
+CREATE FUNCTION dualwrite.row_checksum(r record) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'dualwrite_row_checksum' LANGUAGE C STRICT STABLE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.row_checksum(record) IS
+    'SHA-256 of the canonical encoding of a row (its columns by name)';
+
+CREATE FUNCTION dualwrite.table_checksum(tbl regclass, from_key text[] DEFAULT NULL, to_key text[] DEFAULT NULL,
+    OUT row_count bigint, OUT checksum bytea)
+    AS 'MODULE_PATHNAME', 'dualwrite_table_checksum' LANGUAGE C STABLE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.table_checksum(regclass, text[], text[]) IS
+    'row count and sum (mod 2^256) of the row SHA-256 digests of a flagged table, as delivered (column_map), optionally of a key range';
+
+CREATE FUNCTION dualwrite.checksum_sql(tbl regclass, from_key text[] DEFAULT NULL, to_key text[] DEFAULT NULL)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'dualwrite_checksum_sql' LANGUAGE C STABLE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.checksum_sql(regclass, text[], text[]) IS
+    'plain SQL computing table_checksum''s figures on the modern table, for a database without pg_dualwrite';
+
+CREATE FUNCTION dualwrite.remote_checksum(tbl regclass, from_key text[] DEFAULT NULL, to_key text[] DEFAULT NULL,
+    OUT row_count bigint, OUT checksum bytea)
+    AS 'MODULE_PATHNAME', 'dualwrite_remote_checksum' LANGUAGE C STABLE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.remote_checksum(regclass, text[], text[]) IS
+    'table_checksum''s figures computed on the modern side by checksum_sql, over the delivering role''s connection';
+-- remote_checksum connects as the server's delivering role: not for PUBLIC.
+REVOKE ALL ON FUNCTION dualwrite.remote_checksum(regclass, text[], text[]) FROM PUBLIC;
+
+CREATE FUNCTION dualwrite.reconcile(tbl regclass, repair boolean DEFAULT false)
+RETURNS TABLE (key jsonb, kind text, columns text[])
+    AS 'MODULE_PATHNAME', 'dualwrite_reconcile' LANGUAGE C VOLATILE
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.reconcile(regclass, boolean) IS
+    'rows in which the modern table differs from the legacy one (missing, extra, different: which columns); repair => true queues the legacy image (or a delete) through the outbox';
+REVOKE ALL ON FUNCTION dualwrite.reconcile(regclass, boolean) FROM PUBLIC;
 
 -- A new database with pg_dualwrite: let the launcher start its worker now.
 SELECT dualwrite._wake();
