@@ -10,13 +10,18 @@
  *    1. hi := the batch_size-th key after lo (an index-only read; NULL when
  *       fewer rows remain: the last chunk of the table is open-ended);
  *    2. SELECT t FROM ONLY leaf t WHERE key > lo AND key <= hi FOR SHARE,
- *       and every row read is appended to the outbox as an 'U' change
+ *       and every row read is appended to the outbox as a change
  *       carrying its current image (outbox::Append, the capture path);
  *    3. the state row dualwrite._backfill moves to (leaf, hi) and the
  *       chunk commits.
- * The worker then delivers those changes like any captured change
- * (COPY into staging + set-based upsert; an 'U' of a key the modern side
- * does not have yet inserts it).
+ * The worker then delivers those changes like any captured change.  They
+ * are marked 'I' (inserts): the apply treats an insert and an update alike
+ * (the newest image of a key is upserted), but a batch of inserts only
+ * goes by COPY straight into the target, as fast as a plain COPY; where a
+ * key already exists there (delivered by capture, or a copy repeating a
+ * captured insert in the same batch) that COPY fails on the duplicate and
+ * the worker applies the batch through staging and the upsert instead
+ * (worker/apply.cpp).  So the mark changes speed, never the result.
  *
  * Why that is right under concurrent writes.  Capture is on (the table is
  * flagged) before the backfill starts, so every change committed during
@@ -37,7 +42,7 @@
  *    the backfill is never overwritten by an older copy, a row deleted
  *    during the backfill does not come back.
  *  - A row inserted during the backfill has its own 'I' change; if C also
- *    sees it (its key lies in C's range and it committed first), C's 'U'
+ *    sees it (its key lies in C's range and it committed first), C's copy
  *    of the same image follows and the upsert is idempotent: it arrives once.
  *  - An uncommitted insert C does not see needs nothing from C.
  *  - An unchanged row that existed before capture lies in exactly one key

@@ -138,7 +138,7 @@ CopyChunk(Relation leaf, const char *const *key_names, int nkeys, Datum lo, int 
 			tuple.t_data = td;
 			ItemPointerSetInvalid(&tuple.t_self);
 			tuple.t_tableOid = RelationGetRelid(leaf);
-			outbox::Append(leaf, outbox::kUpdate, &tuple);
+			outbox::Append(leaf, outbox::kInsert, &tuple);
 			result.rows++;
 		}
 		MemoryContextSwitchTo(old);
