@@ -319,6 +319,86 @@ CREATE TABLE dualwrite.reconcile_runs (
 COMMENT ON TABLE dualwrite.reconcile_runs IS 'the runs of dualwrite.reconcile(), shown in dualwrite.status';
 REVOKE ALL ON dualwrite.reconcile_runs FROM PUBLIC;
 
+------------------------------------------------------------------------------
+-- Backfill (src/backfill/backfill.hpp): the rows that existed before capture
+-- began are queued into the outbox chunk by chunk, in key order, under
+-- FOR SHARE row locks; one state row per table, updated in each chunk's
+-- transaction, so a rerun resumes after the last committed chunk.
+------------------------------------------------------------------------------
+CREATE TABLE dualwrite._backfill (
+    relid          oid         PRIMARY KEY,   -- the flagged table
+    enabled_at     timestamptz NOT NULL,      -- of the enable() it belongs to
+    state          text        NOT NULL CHECK (state IN ('running', 'finished')),
+    part_relid     oid,                       -- the table or partition being copied (NULL: the first)
+    last_key       text[],                    -- key of the last copied chunk's end in part_relid (NULL: start)
+    rows_done      bigint      NOT NULL,
+    rows_estimated bigint      NOT NULL,      -- pg_class.reltuples when the run started
+    batch_size     integer     NOT NULL,
+    chunks         bigint      NOT NULL,
+    pid            integer,                   -- the backend that drives it
+    started_at     timestamptz NOT NULL,
+    updated_at     timestamptz NOT NULL,      -- last chunk committed
+    finished_at    timestamptz,
+    run_started_at timestamptz NOT NULL,      -- this run (a resumed one starts anew)
+    run_rows       bigint      NOT NULL
+);
+REVOKE ALL ON dualwrite._backfill FROM PUBLIC;
+
+-- A procedure (it commits each chunk), so without a SET clause (that would
+-- make it atomic): each chunk transaction pins search_path itself.
+CREATE PROCEDURE dualwrite.backfill(tbl regclass, batch_size integer DEFAULT 10000, restart boolean DEFAULT false)
+    AS 'MODULE_PATHNAME', 'dualwrite_backfill' LANGUAGE C;
+COMMENT ON PROCEDURE dualwrite.backfill(regclass, integer, boolean) IS
+    'queue the rows a flagged table held before capture began for delivery, chunk by chunk, resumably (CALL it outside a transaction block)';
+REVOKE ALL ON PROCEDURE dualwrite.backfill(regclass, integer, boolean) FROM PUBLIC;
+
+-- In the spirit of pg_stat_progress_*: one row per table with a backfill,
+-- as of its last committed chunk.  A 'running' state whose backend is gone
+-- (cancel, error, crash) shows as 'interrupted': CALL it again to resume.
+-- ('running' needs pg_read_all_stats to be seen in another role's session.)
+CREATE VIEW dualwrite.backfill_progress AS
+SELECT b.relid::regclass                                    AS table_name,
+       CASE WHEN b.state OPERATOR(pg_catalog.=) 'finished' THEN 'finished'
+            -- its backend is still in the CALL that began this run (a
+            -- later statement of that session started after run_started_at)
+            WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                         WHERE a.pid OPERATOR(pg_catalog.=) b.pid
+                           AND a.state OPERATOR(pg_catalog.=) 'active'
+                           AND a.query_start OPERATOR(pg_catalog.<=) b.run_started_at) THEN 'running'
+            ELSE 'interrupted' END                          AS state,
+       b.pid,
+       b.part_relid::regclass                               AS current_part,
+       b.last_key,
+       b.rows_done,
+       GREATEST(b.rows_estimated, b.rows_done)              AS rows_estimated,
+       CASE WHEN b.state OPERATOR(pg_catalog.=) 'finished' THEN 100.0
+            WHEN b.rows_estimated OPERATOR(pg_catalog.>) 0
+            THEN pg_catalog.round(LEAST(100.0, 100.0 OPERATOR(pg_catalog.*) b.rows_done
+                                  OPERATOR(pg_catalog./) b.rows_estimated), 1)
+       END                                                  AS percent_done,
+       r.rate                                               AS rows_per_second,
+       CASE WHEN b.state OPERATOR(pg_catalog.=) 'finished' THEN interval '0'
+            WHEN r.rate OPERATOR(pg_catalog.>) 0 AND b.rows_estimated OPERATOR(pg_catalog.>) b.rows_done
+            THEN pg_catalog.make_interval(secs => (b.rows_estimated OPERATOR(pg_catalog.-) b.rows_done)
+                                                   OPERATOR(pg_catalog./) r.rate)
+       END                                                  AS eta,
+       b.chunks,
+       b.batch_size,
+       b.started_at,
+       b.updated_at,
+       b.finished_at,
+       b.enabled_at IS NOT DISTINCT FROM t.enabled_at        AS current
+FROM dualwrite._backfill b
+LEFT JOIN dualwrite.tables t ON t.tbl::oid OPERATOR(pg_catalog.=) b.relid
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN b.updated_at OPERATOR(pg_catalog.>) b.run_started_at
+                THEN pg_catalog.round((b.run_rows OPERATOR(pg_catalog./)
+                     EXTRACT(epoch FROM b.updated_at OPERATOR(pg_catalog.-) b.run_started_at))::numeric)
+           END AS rate) r;
+COMMENT ON VIEW dualwrite.backfill_progress IS
+    'per table: the backfill''s state, rows queued, estimated total, rate and ETA (as of its last committed chunk)';
+REVOKE ALL ON dualwrite.backfill_progress FROM PUBLIC;
+
 CREATE VIEW dualwrite.status AS
 SELECT t.tbl                                           AS table_name,
        t.mode,
@@ -349,7 +429,9 @@ SELECT t.tbl                                           AS table_name,
             ELSE dualwrite._capture_state(t.tbl)
        END                                             AS capture,
        r.finished_at                                   AS last_reconcile_at,
-       r.differences                                   AS last_reconcile_differences
+       r.differences                                   AS last_reconcile_differences,
+       bf.state                                        AS backfill_state,
+       bf.rows_done                                    AS backfill_rows
 FROM dualwrite.tables t
 LEFT JOIN dualwrite._table_stats s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN dualwrite._held h ON h.relid OPERATOR(pg_catalog.=) t.tbl::oid
@@ -358,7 +440,8 @@ LEFT JOIN (SELECT p.tbl, pg_catalog.count(*) AS queued, pg_catalog.min(p.ts) AS 
 LEFT JOIN dualwrite._worker_info() w ON w.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
 LEFT JOIN LATERAL (SELECT rr.finished_at, rr.differences FROM dualwrite.reconcile_runs rr
                    WHERE rr.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid
-                   ORDER BY rr.run_id DESC LIMIT 1) r ON true;
+                   ORDER BY rr.run_id DESC LIMIT 1) r ON true
+LEFT JOIN dualwrite.backfill_progress bf ON bf.table_name::oid OPERATOR(pg_catalog.=) t.tbl::oid AND bf.current;
 COMMENT ON VIEW dualwrite.status IS
     'per flagged table: captured, applied, queued and failed changes, lag, the last error, whether it is held, the state of its capture';
 REVOKE ALL ON dualwrite.status FROM PUBLIC;

@@ -186,12 +186,7 @@ SpiWithOid(const char *sql, Oid relid, int expected)
  * callers before.  An error inside leaves the switch to the transaction's
  * abort, which restores the user.
  */
-struct OwnerScope {
-	Oid user;
-	int sec;
-};
-
-static OwnerScope
+OwnerScope
 AsExtensionOwner()
 {
 	OwnerScope scope;
@@ -206,7 +201,7 @@ AsExtensionOwner()
 	return scope;
 }
 
-static void
+void
 Restore(OwnerScope scope)
 {
 	SetUserIdAndSecContext(scope.user, scope.sec);

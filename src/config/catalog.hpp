@@ -104,6 +104,17 @@ const char *ServerTrustProblem(const char *server, Oid deliver_as);
 /* The role's name, or "role with OID n" once it was dropped (for messages). */
 const char *RoleDisplay(Oid role);
 
+/* Run as the extension's owner (the owner of schema dualwrite) until
+ * Restore(): pg_dualwrite's own tables are changed that way, never with
+ * the caller's rights (see catalog.cpp).  An error in between leaves the
+ * switch to the transaction's abort, which restores the user. */
+struct OwnerScope {
+	Oid user;
+	int sec;
+};
+OwnerScope AsExtensionOwner();
+void Restore(OwnerScope scope);
+
 /*
  * Serialise enable() and set_delivery_role(): the first enable() onto a
  * server decides its delivering role, so two of them must not race.

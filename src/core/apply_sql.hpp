@@ -44,9 +44,11 @@ std::string StageCopySql(const TargetShape &t);
 
 /*
  * COPY straight into the target (its columns only): the fast path for a
- * batch of a table that holds only inserts, tried under a savepoint.  Such
- * a batch has no key twice (a key can be inserted again only after a
- * delete), so if no row exists yet it is exactly what the upsert would do.
+ * batch of a table that holds only inserts, tried under a savepoint.  If
+ * it succeeds, no key was there yet nor twice in the batch, so it did
+ * exactly what the upsert would do; a unique violation (a key already
+ * there, or a backfill copy repeating a captured insert) sends the batch
+ * through the staging table and the upsert instead.
  */
 std::string DirectCopySql(const TargetShape &t);
 
