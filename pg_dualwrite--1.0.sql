@@ -302,7 +302,7 @@ REVOKE ALL ON FUNCTION dualwrite._capture_state(regclass) FROM PUBLIC;
 
 CREATE FUNCTION dualwrite._capture_skipped_at() RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'dualwrite_capture_skipped_at' LANGUAGE C;
-REVOKE ALL ON FUNCTION dualwrite._capture_skipped_at() FROM PUBLIC;
+-- (Only a time, nothing of any row: callable by whoever may read status.)
 
 -- One row per dualwrite.reconcile() run (src/verify/reconcile.cpp).
 CREATE TABLE dualwrite.reconcile_runs (
