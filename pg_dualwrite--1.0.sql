@@ -243,7 +243,7 @@ REVOKE ALL ON dualwrite._pending FROM PUBLIC;
 -- guard refuses only what a command did, and a command that drops or
 -- renames that trigger is caught by its name.
 CREATE FUNCTION dualwrite._capture_problem(tbl regclass, all_truncate boolean) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 WITH rel AS (
     SELECT tbl::oid AS relid, 0 AS level, 'table ' OPERATOR(pg_catalog.||) tbl::text AS what
@@ -293,12 +293,14 @@ $$;
 REVOKE ALL ON FUNCTION dualwrite._capture_problem(regclass, boolean) FROM PUBLIC;
 
 -- 'ok', or what is wrong with the capture triggers of a flagged table.
+-- SECURITY DEFINER: a role granted SELECT on dualwrite.status reads the
+-- column without a right on _capture_problem (it tells what pg_trigger,
+-- readable by everyone, shows anyway).
 CREATE FUNCTION dualwrite._capture_state(tbl regclass) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ SELECT COALESCE(dualwrite._capture_problem(tbl, true), 'ok') $$;
 COMMENT ON FUNCTION dualwrite._capture_state(regclass) IS
     '''ok'', or what is wrong with the capture triggers of a flagged table and its partitions';
-REVOKE ALL ON FUNCTION dualwrite._capture_state(regclass) FROM PUBLIC;
 
 CREATE FUNCTION dualwrite._capture_skipped_at() RETURNS timestamptz
     AS 'MODULE_PATHNAME', 'dualwrite_capture_skipped_at' LANGUAGE C;

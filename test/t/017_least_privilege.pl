@@ -339,7 +339,7 @@ end_worker_session();
 $legacy->safe_psql('postgres', q{INSERT INTO su_t VALUES (4, 'flows')});
 ok( poll_until(
 		$legacy, 'postgres',
-		q{SELECT last_error NOT LIKE '%triggers or rules%' FROM dualwrite.status WHERE table_name = 'd_t'::regclass},
+		q{SELECT last_error LIKE '%is not owned by the delivering role%' FROM dualwrite.status WHERE table_name = 'd_t'::regclass},
 		't', 30),
 	'worker refuses a _dualwrite.applied another role owns');
 my $owner_error = $legacy->safe_psql('postgres',
