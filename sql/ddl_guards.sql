@@ -43,13 +43,7 @@ CREATE TABLE public.ri (a int PRIMARY KEY, b text);
 \c contrib_regression
 -- their own server (to dw_modern too), so the delivery failures provoked
 -- below do not count against the other tests' tables
-DO $$
-BEGIN
-    EXECUTE format('CREATE SERVER ddl_modern FOREIGN DATA WRAPPER dualwrite OPTIONS (host %L, port %L, dbname %L)',
-                   split_part(current_setting('unix_socket_directories'), ',', 1),
-                   current_setting('port'), 'dw_modern');
-    EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER ddl_modern OPTIONS (user %L)', current_user);
-END $$;
+CALL make_server('ddl_modern');
 SET dualwrite.target_server = 'ddl_modern';
 CREATE TABLE owned (id int PRIMARY KEY, v text, u int NOT NULL);
 CREATE UNIQUE INDEX owned_u ON owned (u);

@@ -7,12 +7,7 @@
 CREATE TABLE public.idle_t (id int PRIMARY KEY);
 \c contrib_regression
 -- a server of its own: its outage must not touch the other tables' counters
-DO $$ BEGIN
-    EXECUTE format('CREATE SERVER idle_srv FOREIGN DATA WRAPPER dualwrite OPTIONS (host %L, port %L, dbname %L)',
-                   split_part(current_setting('unix_socket_directories'), ',', 1),
-                   current_setting('port'), 'dw_modern');
-    EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER idle_srv OPTIONS (user %L)', current_user);
-END $$;
+CALL make_server('idle_srv');
 CREATE TABLE idle_t (id int PRIMARY KEY);
 SELECT dualwrite.enable('idle_t', target_server => 'idle_srv');
 INSERT INTO idle_t SELECT generate_series(1, 10);

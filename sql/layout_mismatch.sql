@@ -8,12 +8,7 @@
 \c dw_modern
 CREATE TABLE public.lay (id int PRIMARY KEY, c text);
 \c contrib_regression
-DO $$ BEGIN
-    EXECUTE format('CREATE SERVER lay_srv FOREIGN DATA WRAPPER dualwrite OPTIONS (host %L, port %L, dbname %L)',
-                   split_part(current_setting('unix_socket_directories'), ',', 1),
-                   current_setting('port'), 'dw_modern');
-    EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER lay_srv OPTIONS (user %L)', current_user);
-END $$;
+CALL make_server('lay_srv');
 CREATE TABLE lay (id int PRIMARY KEY, c int);
 SELECT dualwrite.enable('lay', target_server => 'lay_srv');
 -- hold delivery, capture int images, then rewrite the column as text with

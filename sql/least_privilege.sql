@@ -10,12 +10,7 @@ CREATE DATABASE dw_modern_lp;
 CREATE ROLE lp_intruder;
 CREATE TABLE public.lp_t (id int PRIMARY KEY, v text);
 \c contrib_regression
-DO $$ BEGIN
-    EXECUTE format('CREATE SERVER lp_srv FOREIGN DATA WRAPPER dualwrite OPTIONS (host %L, port %L, dbname %L)',
-                   split_part(current_setting('unix_socket_directories'), ',', 1),
-                   current_setting('port'), 'dw_modern_lp');
-    EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER lp_srv OPTIONS (user %L)', current_user);
-END $$;
+CALL make_server('lp_srv', 'dw_modern_lp');
 CREATE TABLE lp_t (id int PRIMARY KEY, v text);
 SELECT dualwrite.enable('lp_t', target_server => 'lp_srv');
 INSERT INTO lp_t VALUES (1, 'first');

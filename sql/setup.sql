@@ -90,3 +90,15 @@ BEGIN
                    current_setting('hba_file'));
 END $$;
 SELECT pg_reload_conf();
+
+-- A dualwrite server of its own for a test (to this instance, database
+-- `dbname`), with a PUBLIC mapping for the suite's superuser: a test that
+-- makes its server fail does not touch the other tables' counters.
+CREATE PROCEDURE public.make_server(name text, dbname text DEFAULT 'dw_modern')
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('CREATE SERVER %I FOREIGN DATA WRAPPER dualwrite OPTIONS (host %L, port %L, dbname %L)',
+                   name, split_part(current_setting('unix_socket_directories'), ',', 1),
+                   current_setting('port'), dbname);
+    EXECUTE format('CREATE USER MAPPING FOR PUBLIC SERVER %I OPTIONS (user %L)', name, current_user);
+END $$;

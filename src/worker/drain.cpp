@@ -185,8 +185,8 @@ DrainStream(Stream *s)
 }
 
 /*
- * The round reads every flagged table's descriptor under AccessShareLock,
- * kept to its end.  Waiting for one of those locks could deadlock with an
+ * The round reads every flagged table's descriptor (and its key, from its
+ * indexes) under AccessShareLock, kept to its end.  Waiting for one of those locks could deadlock with an
  * application transaction that locks several flagged tables in another
  * order (TRUNCATE a, b; LOCK ...), and the application would be the one
  * to get the error.  So they are all taken first, without waiting: if one
@@ -196,8 +196,12 @@ DrainStream(Stream *s)
 static bool
 LockFlaggedTables()
 {
-	if (SPI_execute("SELECT DISTINCT p.relid FROM dualwrite.tables t "
-	                "CROSS JOIN LATERAL pg_catalog.pg_partition_tree(t.tbl) p ORDER BY 1",
+	/* Their indexes too: reading the key (RelationGetIndexAttrBitmap) opens
+	 * them, and TRUNCATE locks them as well. */
+	if (SPI_execute("WITH r AS (SELECT DISTINCT p.relid FROM dualwrite.tables t "
+	                "CROSS JOIN LATERAL pg_catalog.pg_partition_tree(t.tbl) p) "
+	                "SELECT relid FROM r UNION "
+	                "SELECT i.indexrelid FROM pg_catalog.pg_index i JOIN r ON i.indrelid = r.relid ORDER BY 1",
 	                true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read dualwrite.tables");
 	uint64 n = SPI_processed;
