@@ -15,6 +15,15 @@
  * more, the reader keeps the smallest keys only and reports `truncated`;
  * the caller then reads again from the position it reached.
  *
+ * Transaction ends (for whole-transaction delivery, worker/drain.hpp): each
+ * change says whether it is its transaction's last change in the range
+ * (`txn_last`).  A range holds whole transactions (it is cut by commit
+ * snapshots), so among the keys of one pass the last key of a transaction
+ * is its last change, unless the pass was truncated and the transaction
+ * has changes beyond the limit: a second scan of the outbox, done only for
+ * truncated passes, finds those.  The bookkeeping costs one hash entry per
+ * transaction of the pass, besides its keys.
+ *
  * Plain PostgreSQL code: frames hold only trivially destructible locals.
  *
  * IDENTIFICATION  src/outbox/reader.hpp
@@ -35,6 +44,7 @@ struct Change {
 	XLogRecPtr lsn;
 	uint64 txid;
 	int32 seq;
+	bool txn_last; /* no later change of its transaction in the range */
 };
 
 struct RangeScan; /* opaque */

@@ -46,6 +46,18 @@ struct InFlight {
 	int fast_target; /* >= 0: sent as a direct COPY of that target (redo_buf) */
 };
 static InFlight in_flight;
+
+/*
+ * A remote transaction that chunks of one legacy transaction (or of several
+ * interleaved ones) were sent in, not yet committed: the next chunk or the
+ * commit goes on in it (drain.hpp, whole transactions).
+ */
+struct OpenXact {
+	bool active;  /* BEGIN was sent (and something applied) */
+	Stream *stream;
+	uint64 rows;  /* changes of the chunks sent so far */
+};
+static OpenXact open_xact;
 static int64 *in_flight_counts = nullptr; /* per target, round-long */
 static int64 *batch_counts = nullptr;     /* per target, round-long */
 static MemoryContext batch_context = nullptr;
@@ -112,6 +124,7 @@ ResetApplyState(int ntargets)
 	in_flight_counts = static_cast<int64 *>(palloc0(sizeof(int64) * (ntargets + 1)));
 	batch_counts = static_cast<int64 *>(palloc0(sizeof(int64) * (ntargets + 1)));
 	in_flight.active = false;
+	open_xact = OpenXact{};
 	if (batch_context != nullptr)
 		MemoryContextReset(batch_context);
 }
@@ -120,6 +133,7 @@ void
 AbandonBatches()
 {
 	in_flight.active = false;
+	open_xact = OpenXact{}; /* the failure ends it: the modern side rolls it back */
 	for (auto &t : targets) {
 		t.buf.clear();
 		t.rows = 0;
@@ -324,16 +338,87 @@ SingleInsertOnlyTarget(Stream *s)
 	return found;
 }
 
-/* Apply one fetched batch as one remote transaction, left in flight. */
+bool
+RemoteXactOpen()
+{
+	return open_xact.active;
+}
+
+/* Send the transaction's progress row and COMMIT, left in flight: the
+ * staged rows (direct COPY when they are one table's inserts and nothing
+ * was sent before in this transaction), then progress, then COMMIT. */
+static void
+SendCommit(Stream *s, bool in_xact, const char *prev, const char *cur, const outbox::Change &last, uint64 rows)
+{
+	char last_lsn[32], last_txid[32];
+	snprintf(last_lsn, sizeof(last_lsn), "%X/%X", static_cast<uint32>(last.lsn >> 32), static_cast<uint32>(last.lsn));
+	snprintf(last_txid, sizeof(last_txid), UINT64_FORMAT, last.txid);
+	int last_seq = last.seq;
+
+	const char *begin = BeginSql(s);
+	const char *origin = Origin(s);
+	int fast = in_xact ? -1 : SingleInsertOnlyTarget(s);
+	if (fast >= 0) {
+		/*
+		 * One table, inserts only: the whole transaction in one string,
+		 * COPY straight into the target, then progress and COMMIT.  We only
+		 * wait for the COPY to start; the modern side loads the rows and
+		 * commits while we read and encode the next batch.
+		 */
+		Target &t = targets[fast];
+		Blame(t);
+		const char *sql = pg_string([&] {
+			return std::string(begin) + "SAVEPOINT dw_fast; " + t.direct_copy_sql + "; RELEASE SAVEPOINT dw_fast; " +
+			       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
+		});
+		remote::BeginCopy(s->conn, sql);
+		pg_entry([&] { core::StripLeadingFields(t.buf, 2, direct_buf); });
+		remote::PutCopy(s->conn, direct_buf.data(), direct_buf.size());
+		remote::SendCopyEnd(s->conn);
+		pg_entry([&] {
+			redo_buf.swap(t.buf); /* kept until the COMMIT is confirmed */
+			t.buf.clear();
+		});
+		t.rows = 0;
+		t.only_inserts = false;
+	} else {
+		FlushTargets(s, &in_xact, false);
+		const char *commit_sql = pg_string([&] {
+			return std::string(in_xact ? "" : begin) +
+			       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
+		});
+		remote::SendCommand(s->conn, commit_sql);
+	}
+	in_flight.fast_target = fast;
+	/* Progress advances when the COMMIT is confirmed (FinishInFlight). */
+	in_flight.active = true;
+	in_flight.stream = s;
+	in_flight.prev = prev;
+	in_flight.cur = cur;
+	strlcpy(in_flight.lsn, last_lsn, sizeof(in_flight.lsn));
+	strlcpy(in_flight.txid, last_txid, sizeof(in_flight.txid));
+	in_flight.seq = last_seq;
+	in_flight.rows = rows + open_xact.rows;
+	for (size_t i = 0; i < targets.size(); i++) {
+		in_flight_counts[i] = batch_counts[i];
+		batch_counts[i] = 0;
+	}
+	open_xact = OpenXact{};
+	BlameNone(); /* what follows (reading the next batch) is the stream's */
+}
+
+/* Apply one fetched batch; see apply.hpp. */
 int64
-ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev, const char *cur)
+ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev, const char *cur, bool commit)
 {
 	int64 *counts = batch_counts;
 	int64 confirmed = 0;
 	if (batch_context == nullptr)
 		batch_context = AllocSetContextCreate(TopMemoryContext, "pg_dualwrite batch", ALLOCSET_DEFAULT_SIZES);
+	Assert(!open_xact.active || open_xact.stream == s);
 	MemoryContext old = MemoryContextSwitchTo(batch_context);
-	bool in_xact = false;
+	/* Chunks sent before in this remote transaction: it goes on. */
+	bool in_xact = open_xact.active;
 	int64 ord = 0;
 	for (uint64 i = 0; i < n; i++) {
 		const outbox::Change &c = changes[i];
@@ -389,65 +474,29 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 		}
 		counts[src->target]++;
 	}
-	/* The batch's end position: its last change (n > 0). */
-	const outbox::Change &last = changes[n - 1];
-	char last_lsn[32], last_txid[32];
-	snprintf(last_lsn, sizeof(last_lsn), "%X/%X", static_cast<uint32>(last.lsn >> 32), static_cast<uint32>(last.lsn));
-	snprintf(last_txid, sizeof(last_txid), UINT64_FORMAT, last.txid);
-	int last_seq = last.seq;
 
 	confirmed += FinishInFlight();
-	const char *begin = BeginSql(s);
-	const char *origin = Origin(s);
-	int fast = in_xact ? -1 : SingleInsertOnlyTarget(s);
-	if (fast >= 0) {
-		/*
-		 * One table, inserts only: the whole transaction in one string,
-		 * COPY straight into the target, then progress and COMMIT.  We only
-		 * wait for the COPY to start; the modern side loads the rows and
-		 * commits while we read and encode the next batch.
-		 */
-		Target &t = targets[fast];
-		Blame(t);
-		const char *sql = pg_string([&] {
-			return std::string(begin) + "SAVEPOINT dw_fast; " + t.direct_copy_sql + "; RELEASE SAVEPOINT dw_fast; " +
-			       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
-		});
-		remote::BeginCopy(s->conn, sql);
-		pg_entry([&] { core::StripLeadingFields(t.buf, 2, direct_buf); });
-		remote::PutCopy(s->conn, direct_buf.data(), direct_buf.size());
-		remote::SendCopyEnd(s->conn);
-		pg_entry([&] {
-			redo_buf.swap(t.buf); /* kept until the COMMIT is confirmed */
-			t.buf.clear();
-		});
-		t.rows = 0;
-		t.only_inserts = false;
+	if (commit) {
+		SendCommit(s, in_xact, prev, cur, changes[n - 1], n);
 	} else {
-		FlushTargets(s, &in_xact, false);
-		const char *commit_sql = pg_string([&] {
-			return std::string(in_xact ? "" : begin) +
-			       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
-		});
-		remote::SendCommand(s->conn, commit_sql);
+		/* A chunk: applied now, in the remote transaction that stays open
+		 * (the staging tables are emptied for the next chunk). */
+		FlushTargets(s, &in_xact, true);
+		open_xact.active = in_xact;
+		open_xact.stream = s;
+		open_xact.rows += n;
+		BlameNone();
 	}
-	in_flight.fast_target = fast;
-	/* Progress advances when the COMMIT is confirmed (FinishInFlight). */
-	in_flight.active = true;
-	in_flight.stream = s;
-	in_flight.prev = prev;
-	in_flight.cur = cur;
-	strlcpy(in_flight.lsn, last_lsn, sizeof(in_flight.lsn));
-	strlcpy(in_flight.txid, last_txid, sizeof(in_flight.txid));
-	in_flight.seq = last_seq;
-	in_flight.rows = n;
-	for (size_t i = 0; i < targets.size(); i++) {
-		in_flight_counts[i] = counts[i];
-		counts[i] = 0;
-	}
-	BlameNone(); /* what follows (reading the next batch) is the stream's */
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(batch_context);
+	return confirmed;
+}
+
+int64
+CommitOpenXact(Stream *s, const char *prev, const char *cur, const outbox::Change &last)
+{
+	int64 confirmed = FinishInFlight();
+	SendCommit(s, open_xact.active, prev, cur, last, 0);
 	return confirmed;
 }
 

@@ -27,10 +27,21 @@ namespace pgdw::worker {
  * in the current, round-long context). */
 void ResetApplyState(int ntargets);
 
-/* Apply one fetched batch of the range (prev, cur] of `s` as one remote
- * transaction, left in flight.  Returns the changes of earlier batches
- * confirmed meanwhile. */
-int64 ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev, const char *cur);
+/* Apply one fetched batch (n > 0) of the range (prev, cur] of `s`.  With
+ * `commit`, it ends a remote transaction: the progress row (the position of
+ * its last change) and COMMIT are sent and left in flight.  Without, it is a
+ * chunk: applied in the remote transaction, which stays open for the next
+ * batch (a legacy transaction larger than a batch, drain.hpp).  Returns the
+ * changes of earlier transactions confirmed meanwhile. */
+int64 ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev, const char *cur,
+                 bool commit);
+
+/* Is a remote transaction open with chunks in it? */
+bool RemoteXactOpen();
+
+/* Commit the open remote transaction (progress at `last`, the last change
+ * sent), left in flight. */
+int64 CommitOpenXact(Stream *s, const char *prev, const char *cur, const outbox::Change &last);
 
 /* Wait for the batch in flight (if any) to commit; then advance its
  * stream's progress.  Returns the changes it applied. */

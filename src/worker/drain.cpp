@@ -71,6 +71,42 @@ InsertedUpTo()
 	return ptr;
 }
 
+/*
+ * The transactions whose first changes were sent in the open remote
+ * transaction and whose last change was not (drain.hpp).  Few: each one was
+ * running on the legacy side at the capture position reached, so there are
+ * at most as many as legacy backends (and prepared transactions).
+ */
+struct OpenTxns {
+	uint64 *txids;
+	int n;
+	int capacity;
+	MemoryContext cxt; /* the range's: outlives the batches' fetch_context */
+};
+
+/* Account for change c, read in capture order: true if no transaction is
+ * open after it (a transaction boundary, where a batch may commit). */
+static bool
+TrackOpen(OpenTxns *open, const outbox::Change &c)
+{
+	int i = 0;
+	while (i < open->n && open->txids[i] != c.txid)
+		i++;
+	if (c.txn_last) {
+		if (i < open->n)
+			open->txids[i] = open->txids[--open->n];
+	} else if (i == open->n) {
+		if (open->n == open->capacity) {
+			open->capacity = Max(16, open->capacity * 2);
+			Size size = sizeof(uint64) * open->capacity;
+			open->txids = static_cast<uint64 *>(open->txids == nullptr ? MemoryContextAlloc(open->cxt, size)
+			                                                           : repalloc(open->txids, size));
+		}
+		open->txids[open->n++] = c.txid;
+	}
+	return open->n == 0;
+}
+
 /* Read the range (prev, cur] of one stream in commit order and apply it. */
 static int64
 DrainRange(Stream *s)
@@ -113,19 +149,27 @@ DrainRange(Stream *s)
 	const uint64 capacity = static_cast<uint64>(guc::batch_size) + kGroupSlack;
 	const Size max_bytes = static_cast<Size>(guc::batch_bytes_kb) * 1024;
 	outbox::Change *changes = static_cast<outbox::Change *>(palloc(sizeof(outbox::Change) * (capacity + 1)));
+	/* Where the next pass starts: after the last change sent (inside an
+	 * open remote transaction, that is beyond the stream's progress). */
+	XLogRecPtr read_lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(s->pos_lsn)));
+	uint64 read_txid = DatumGetUInt64(DirectFunctionCall1(xid8in, CStringGetDatum(s->pos_txid)));
+	int32 read_seq = s->pos_seq;
+	outbox::Change last_sent = {};
+	OpenTxns open = {nullptr, 0, 0, CurrentMemoryContext};
 	int64 total = 0;
 	bool more = true;
 	while (more) {
-		/* Each pass starts after the last applied change (a pass is partial
-		 * only when the range holds more rows than one pass may sort). */
-		spec.pos_lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(s->pos_lsn)));
-		spec.pos_txid = DatumGetUInt64(DirectFunctionCall1(xid8in, CStringGetDatum(s->pos_txid)));
-		spec.pos_seq = s->pos_seq;
+		/* A pass is partial only when the range holds more rows than one
+		 * pass may sort. */
+		spec.pos_lsn = read_lsn;
+		spec.pos_txid = read_txid;
+		spec.pos_seq = read_seq;
 		outbox::RangeScan *scan = outbox::BeginRangeScan(spec);
 		for (;;) {
 			/* Row copies live in fetch_context until the batch is encoded. */
 			MemoryContext old = MemoryContextSwitchTo(fetch_context);
 			uint64 n = 0;
+			uint64 whole = 0; /* changes up to the last transaction boundary */
 			Size bytes = 0;
 			/* A batch ends after batch_size changes or batch_bytes of row
 			 * images, whichever comes first (at least one change). */
@@ -133,7 +177,8 @@ DrainRange(Stream *s)
 			       outbox::NextChange(scan, &changes[n])) {
 				if (changes[n].data != nullptr)
 					bytes += VARSIZE(changes[n].data);
-				n++;
+				if (TrackOpen(&open, changes[n++]))
+					whole = n;
 			}
 			/* Never split the TRUNCATEs of one statement between batches. */
 			while (n > 0 && n < capacity && changes[n - 1].op == outbox::kTruncate &&
@@ -143,18 +188,41 @@ DrainRange(Stream *s)
 					outbox::UnreadChange(scan);
 					break;
 				}
-				n++;
+				if (TrackOpen(&open, changes[n++]))
+					whole = n;
 			}
 			MemoryContextSwitchTo(old);
 			if (n == 0)
 				break;
-			total += ApplyBatch(s, changes, n, prev, cur);
+			/* Commit at the last transaction boundary of the batch; what
+			 * follows it is read again for the next batch.  No boundary: the
+			 * batch is a chunk of the open remote transaction. */
+			if (whole > 0) {
+				for (uint64 k = whole; k < n; k++)
+					outbox::UnreadChange(scan);
+				n = whole;
+				open.n = 0; /* a boundary: nothing is open there */
+			}
+			total += ApplyBatch(s, changes, n, prev, cur, whole > 0);
+			last_sent = changes[n - 1];
+			last_sent.data = nullptr; /* freed below */
+			read_lsn = last_sent.lsn;
+			read_txid = last_sent.txid;
+			read_seq = last_sent.seq;
 			MemoryContextReset(fetch_context);
 		}
 		more = outbox::RangeTruncated(scan);
 		outbox::EndRangeScan(scan);
-		total += FinishInFlight(); /* the next pass starts from its position */
 	}
+	/*
+	 * The range holds whole transactions, so its last change ends them all
+	 * and its last batch was committed above.  Should a transaction end
+	 * have been missed, everything of the range is sent by now: committing
+	 * makes all of it visible at once, still whole.
+	 */
+	if (RemoteXactOpen())
+		total += CommitOpenXact(s, prev, cur, last_sent);
+	total += FinishInFlight();
 	/* The whole range is applied: it becomes the stream's done snapshot.
 	 * An empty range needs no write anywhere (it held nothing). */
 	SetProgress(s, cur, nullptr, nullptr, nullptr, 0);

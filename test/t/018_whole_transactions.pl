@@ -160,8 +160,7 @@ is($legacy->safe_psql('postgres', 'SELECT sum(balance) FROM accounts'),
 
 wait_delivered($legacy, 'postgres', 60, 'every transaction is delivered');
 $modern->safe_psql('postgres', 'INSERT INTO stop_reader VALUES (true)');
-$reader->finish;
-is($reader->result, 0, 'the reader ran to its end') or diag $reader_out;
+ok($reader->finish, 'the reader ran to its end') or diag $reader_out;
 
 sides_equal($legacy, $modern, 'accounts', 'id', 'both sides hold the same accounts');
 my $commits = $modern->safe_psql('postgres', 'SELECT count(*) FROM commits');
