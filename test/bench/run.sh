@@ -166,7 +166,7 @@ SQL
 SELECT dualwrite.enable('public.mix', target_server => 'modern');"; } | lsql bench_dw >/dev/null
 
 # Delivery: drain + continuous tables in their own database pair.
-lsql bench_delivery -c "$(table_ddl drain legacy) $(table_ddl drain_plain legacy) $(table_ddl cont_dw legacy) $(table_ddl cont_lr legacy)"
+lsql bench_delivery -c "$(table_ddl drain legacy) $(table_ddl drain_plain legacy) $(table_ddl cont_dw legacy) $(table_ddl cont_lr legacy) $(table_ddl cont_plain legacy)"
 msql modern_delivery -c "$(table_ddl drain modern) $(table_ddl drain_copy modern) $(table_ddl cont_dw modern) $(table_ddl cont_lr modern)"
 { dw_setup_sql modern_delivery; echo "SELECT dualwrite.enable('public.drain', target_server => 'modern');
 SELECT dualwrite.enable('public.cont_dw', target_server => 'modern');
@@ -251,7 +251,7 @@ pgdw_as_pg sh -c 'cat > "$1"' sh "$W/mix_delete.sql" <<SQL
 \set id random(1, $MIX_ROWS)
 DELETE FROM mix WHERE id = :id;
 SQL
-for t in cont_dw cont_lr; do
+for t in cont_dw cont_lr cont_plain; do
 	pgdw_as_pg sh -c 'cat > "$1"' sh "$W/$t.sql" <<SQL
 INSERT INTO $t (customer, amount, status, note)
 SELECT g % 100000, (g % 100000) * 0.01, 'new', 'order note ' || g FROM generate_series(1, $CONT_TXN_ROWS) g;
@@ -513,6 +513,20 @@ cont_pass() {   # cont_pass TABLE -> CT_TOTAL_S CT_WRITE_S
 	tend=$(cat "$TMP/poll.out")
 	CT_WRITE_S=$(calc "$t1 - $t0")
 	CT_TOTAL_S=$(calc "$tend - $t0")
+	CT_LAG_S=$(calc "$tend - $t1")   # after the last commit
+}
+
+# The same writes into a table that nothing replicates (no trigger, no
+# publication): the bound for end to end on these shared cores.
+plain_pass() {   # -> CP_WRITE_S
+	local t0 t1 per_client=$((CONT_ROWS / CONT_TXN_ROWS / CONT_CLIENTS))
+	lsql bench_delivery -c "TRUNCATE cont_plain RESTART IDENTITY" -c "CHECKPOINT"
+	t0=$(now)
+	run_pgbench bench_delivery on "$TMP/pgbench-cont_plain.log" -c "$CONT_CLIENTS" -j "$CONT_CLIENTS" \
+		-t "$per_client" -f "$W/cont_plain.sql" >/dev/null
+	t1=$(now)
+	CP_WRITE_S=$(calc "$t1 - $t0")
+	lsql bench_delivery -c "TRUNCATE cont_plain"
 }
 
 cont_bench() {
@@ -521,9 +535,13 @@ cont_bench() {
 	lsql bench_delivery -c "TRUNCATE cont_dw RESTART IDENTITY" -c "TRUNCATE cont_lr RESTART IDENTITY" -c "CHECKPOINT"
 	msql modern_delivery -c "TRUNCATE cont_dw" -c "TRUNCATE cont_lr" -c "CHECKPOINT"
 	dw_wait bench_delivery   # the captured TRUNCATE is delivered before the timed run
+	say "continuous: the same writes with no replication"
+	plain_pass
+	say "continuous: no replication, writing took $(fmt '%.2f' "$CP_WRITE_S") s"
+	lsql postgres -c "CHECKPOINT"
 	say "continuous: pg_dualwrite, $CONT_ROWS rows in $CONT_TXN_ROWS-row transactions ($CONT_CLIENTS client(s))"
 	cont_pass cont_dw
-	CD_TOTAL_S=$CT_TOTAL_S CD_WRITE_S=$CT_WRITE_S
+	CD_TOTAL_S=$CT_TOTAL_S CD_WRITE_S=$CT_WRITE_S CD_LAG_S=$CT_LAG_S
 	say "continuous: pg_dualwrite all on modern after $(fmt '%.2f' "$CD_TOTAL_S") s (writing took $(fmt '%.2f' "$CD_WRITE_S") s)"
 	dw_wait bench_delivery
 	lsum=$(lval bench_delivery -c "SELECT count(*), sum(hashtext(x::text)) FROM cont_dw x")
@@ -544,14 +562,14 @@ cont_bench() {
 	done
 	[[ $ok == 1 ]] || die "the logical replication subscription did not start streaming"
 	cont_pass cont_lr
-	CL_TOTAL_S=$CT_TOTAL_S CL_WRITE_S=$CT_WRITE_S
+	CL_TOTAL_S=$CT_TOTAL_S CL_WRITE_S=$CT_WRITE_S CL_LAG_S=$CT_LAG_S
 	say "continuous: logical replication all on modern after $(fmt '%.2f' "$CL_TOTAL_S") s (writing took $(fmt '%.2f' "$CL_WRITE_S") s)"
 	lsum=$(lval bench_delivery -c "SELECT count(*), sum(hashtext(x::text)) FROM cont_lr x")
 	msum=$(mval modern_delivery -c "SELECT count(*), sum(hashtext(x::text)) FROM cont_lr x")
 	[[ $lsum == "$msum" ]] || CHECKS+=("MISMATCH logical replication cont_lr: legacy $lsum, modern $msum")
 	msql modern_delivery -c "DROP SUBSCRIPTION bench_sub"
-	printf 'continuous dw_total_s=%s dw_write_s=%s lr_total_s=%s lr_write_s=%s\n' \
-		"$CD_TOTAL_S" "$CD_WRITE_S" "$CL_TOTAL_S" "$CL_WRITE_S" >>"$DETAILS"
+	printf 'continuous plain_write_s=%s dw_total_s=%s dw_write_s=%s dw_lag_s=%s lr_total_s=%s lr_write_s=%s lr_lag_s=%s\n' \
+		"$CP_WRITE_S" "$CD_TOTAL_S" "$CD_WRITE_S" "$CD_LAG_S" "$CL_TOTAL_S" "$CL_WRITE_S" "$CL_LAG_S" >>"$DETAILS"
 }
 
 # ------------------------------------------------------------------ run
@@ -615,8 +633,11 @@ report() {
 		printf '         %.2f s after modern started (retry backoff); then %.2f s for the rest (%s rows were in the\n' \
 			"$DR_WAIT_S" "$DR_DRAIN_S" "$DR_FIRST"
 		printf '         first arrival, not counted); piped COPY %.2f s in one transaction.\n' "$COPY_S"
-		printf '  continuous: writing alone took %.2f s (pg_dualwrite table) / %.2f s (published table), %d client(s),\n' \
-			"$CD_WRITE_S" "$CL_WRITE_S" "$CONT_CLIENTS"
+		printf '  continuous %-11s no replication %5.2f s   pg_dualwrite %.2fx of it (lag after the last commit %.2f s)   logical repl %.2fx (lag %.2f s)\n' \
+			"$(human "$CONT_ROWS")" "$CP_WRITE_S" "$(calc "$CD_TOTAL_S / $CP_WRITE_S")" "$CD_LAG_S" \
+			"$(calc "$CL_TOTAL_S / $CP_WRITE_S")" "$CL_LAG_S"
+		printf '  continuous: the writing itself took %.2f s (pg_dualwrite table) / %.2f s (published table) / %.2f s (no replication), %d client(s),\n' \
+			"$CD_WRITE_S" "$CL_WRITE_S" "$CP_WRITE_S" "$CONT_CLIENTS"
 		echo "         synchronous_commit=on; times run from the start of writing until the last row is on modern."
 		[[ -n ${PERF_RATE:-} ]] && printf '  perf pass (untimed, perturbed): drain %.0f rows/s; profiles in %s/perf-*.txt\n' "$PERF_RATE" "${RESULTS#"$ROOT"/}"
 	fi
