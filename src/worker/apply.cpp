@@ -34,7 +34,10 @@ static std::vector<int> truncate_group; /* targets of one TRUNCATE statement */
  * A batch whose apply and COMMIT are sent but not yet confirmed.  While the
  * modern side applies batch k, the worker fetches and encodes batch k+1:
  * the two sides work in parallel.  Only one batch is ever in flight, and it
- * is confirmed before anything else uses the connection.
+ * is confirmed before anything else uses the connection.  A chunk of a
+ * larger transaction that is one table's inserts is sent the same way (a
+ * direct COPY under a savepoint, without COMMIT), so a large legacy
+ * transaction is pipelined as well.
  */
 struct InFlight {
 	bool active;
@@ -44,6 +47,8 @@ struct InFlight {
 	int seq;
 	uint64 rows;
 	int fast_target; /* >= 0: sent as a direct COPY of that target (redo_buf) */
+	bool chunk;      /* a chunk of an open remote transaction: no COMMIT */
+	bool in_xact;    /* sent inside a remote transaction begun before */
 };
 static InFlight in_flight;
 
@@ -256,18 +261,23 @@ FlushTargets(Stream *s, bool *in_xact, bool clear_stage)
 }
 
 /* The in-flight direct COPY failed on a duplicate key: apply its rows
- * (kept in redo_buf) through the staging table and the upsert instead. */
+ * (kept in redo_buf) through the staging table and the upsert instead,
+ * inside the open transaction (in_xact) or a new one; then the progress row
+ * and COMMIT, unless it was a chunk (the transaction goes on: the staging
+ * table is emptied). */
 static void
-RedoWithUpsert(Stream *s)
+RedoWithUpsert(Stream *s, bool in_xact)
 {
 	Target &t = targets[in_flight.fast_target];
 	const char *begin = BeginSql(s);
 	const char *origin = Origin(s);
 	const char *copy_sql = pg_string([&] {
-		return std::string(begin) + (t.stage_gen != s->conn_gen ? t.stage_create + "; " : std::string()) +
-		       t.copy_sql;
+		return std::string(in_xact ? "" : begin) +
+		       (t.stage_gen != s->conn_gen ? t.stage_create + "; " : std::string()) + t.copy_sql;
 	});
 	const char *apply_sql = pg_string([&] {
+		if (in_flight.chunk)
+			return t.upsert_sql + "; TRUNCATE pg_temp." + core::QuoteIdent(t.shape.stage);
 		return t.upsert_sql + "; " +
 		       core::ProgressUpdateSql(origin, in_flight.prev, in_flight.cur, in_flight.lsn, in_flight.txid,
 		                               in_flight.seq) +
@@ -298,14 +308,20 @@ FinishInFlight()
 		BlameNone();
 	if (in_flight.fast_target < 0)
 		remote::WaitCommand(s->conn, "COMMIT");
-	else if (!remote::WaitCommandUnlessDuplicate(s->conn, "COPY ...; COMMIT")) {
+	else if (!remote::WaitCommandUnlessDuplicate(s->conn, in_flight.chunk ? "COPY ..." : "COPY ...; COMMIT")) {
 		/* A key already existed on the modern side (e.g. backfilled): the
 		 * server skipped the rest of the string; apply the batch again
-		 * through staging and the upsert, in a new transaction. */
-		remote::Exec(s->conn, "ROLLBACK");
-		RedoWithUpsert(s);
+		 * through staging and the upsert: in the open transaction, back
+		 * at the savepoint before the COPY, or in a new transaction. */
+		if (in_flight.in_xact)
+			remote::Exec(s->conn, "ROLLBACK TO SAVEPOINT dw_fast; RELEASE SAVEPOINT dw_fast");
+		else
+			remote::Exec(s->conn, "ROLLBACK");
+		RedoWithUpsert(s, in_flight.in_xact);
 	}
 	BlameNone();
+	if (in_flight.chunk)
+		return 0; /* applied, not committed: nothing to count yet */
 	SetProgress(s, in_flight.prev, in_flight.cur, in_flight.lsn, in_flight.txid, in_flight.seq);
 	s->version++;
 	int64 total = 0;
@@ -344,6 +360,28 @@ RemoteXactOpen()
 	return open_xact.active;
 }
 
+/* Send target `fast`'s staged inserts as a COPY straight into the target,
+ * under a savepoint, between `head` and `tail` (SQL around it in the same
+ * string), without waiting for the COPY to end. */
+static void
+SendDirectCopy(Stream *s, int fast, const char *head, const char *tail)
+{
+	Target &t = targets[fast];
+	Blame(t);
+	const char *sql =
+	    pg_string([&] { return std::string(head) + "SAVEPOINT dw_fast; " + t.direct_copy_sql + tail; });
+	remote::BeginCopy(s->conn, sql);
+	pg_entry([&] { core::StripLeadingFields(t.buf, 2, direct_buf); });
+	remote::PutCopy(s->conn, direct_buf.data(), direct_buf.size());
+	remote::SendCopyEnd(s->conn);
+	pg_entry([&] {
+		redo_buf.swap(t.buf); /* kept until the COPY is confirmed */
+		t.buf.clear();
+	});
+	t.rows = 0;
+	t.only_inserts = false;
+}
+
 /* Send the transaction's progress row and COMMIT, left in flight: the
  * staged rows (direct COPY when they are one table's inserts and nothing
  * was sent before in this transaction), then progress, then COMMIT. */
@@ -357,30 +395,19 @@ SendCommit(Stream *s, bool in_xact, const char *prev, const char *cur, const out
 
 	const char *begin = BeginSql(s);
 	const char *origin = Origin(s);
-	int fast = in_xact ? -1 : SingleInsertOnlyTarget(s);
+	int fast = SingleInsertOnlyTarget(s);
 	if (fast >= 0) {
 		/*
-		 * One table, inserts only: the whole transaction in one string,
-		 * COPY straight into the target, then progress and COMMIT.  We only
-		 * wait for the COPY to start; the modern side loads the rows and
-		 * commits while we read and encode the next batch.
+		 * One table, inserts only: the rest of the transaction in one
+		 * string, COPY straight into the target, then progress and COMMIT.
+		 * We only wait for the COPY to start; the modern side loads the
+		 * rows and commits while we read and encode the next batch.
 		 */
-		Target &t = targets[fast];
-		Blame(t);
-		const char *sql = pg_string([&] {
-			return std::string(begin) + "SAVEPOINT dw_fast; " + t.direct_copy_sql + "; RELEASE SAVEPOINT dw_fast; " +
+		const char *tail = pg_string([&] {
+			return "; RELEASE SAVEPOINT dw_fast; " +
 			       core::ProgressUpdateSql(origin, prev, cur, last_lsn, last_txid, last_seq) + "; COMMIT";
 		});
-		remote::BeginCopy(s->conn, sql);
-		pg_entry([&] { core::StripLeadingFields(t.buf, 2, direct_buf); });
-		remote::PutCopy(s->conn, direct_buf.data(), direct_buf.size());
-		remote::SendCopyEnd(s->conn);
-		pg_entry([&] {
-			redo_buf.swap(t.buf); /* kept until the COMMIT is confirmed */
-			t.buf.clear();
-		});
-		t.rows = 0;
-		t.only_inserts = false;
+		SendDirectCopy(s, fast, in_xact ? "" : begin, tail);
 	} else {
 		FlushTargets(s, &in_xact, false);
 		const char *commit_sql = pg_string([&] {
@@ -390,6 +417,8 @@ SendCommit(Stream *s, bool in_xact, const char *prev, const char *cur, const out
 		remote::SendCommand(s->conn, commit_sql);
 	}
 	in_flight.fast_target = fast;
+	in_flight.chunk = false;
+	in_flight.in_xact = in_xact;
 	/* Progress advances when the COMMIT is confirmed (FinishInFlight). */
 	in_flight.active = true;
 	in_flight.stream = s;
@@ -479,9 +508,22 @@ ApplyBatch(Stream *s, const outbox::Change *changes, uint64 n, const char *prev,
 	if (commit) {
 		SendCommit(s, in_xact, prev, cur, changes[n - 1], n);
 	} else {
-		/* A chunk: applied now, in the remote transaction that stays open
-		 * (the staging tables are emptied for the next chunk). */
-		FlushTargets(s, &in_xact, true);
+		/* A chunk: applied in the remote transaction, which stays open.
+		 * One table's inserts go as a direct COPY left in flight; others
+		 * now (the staging tables are emptied for the next chunk). */
+		int fast = SingleInsertOnlyTarget(s);
+		if (fast >= 0) {
+			SendDirectCopy(s, fast, in_xact ? "" : BeginSql(s), "; RELEASE SAVEPOINT dw_fast");
+			in_flight = InFlight{};
+			in_flight.active = true;
+			in_flight.stream = s;
+			in_flight.fast_target = fast;
+			in_flight.chunk = true;
+			in_flight.in_xact = true; /* a duplicate rolls back to the savepoint */
+			in_xact = true;
+		} else {
+			FlushTargets(s, &in_xact, true);
+		}
 		open_xact.active = in_xact;
 		open_xact.stream = s;
 		open_xact.rows += n;
