@@ -26,7 +26,10 @@ CREATE TABLE dualwrite.tables (
     -- is refused (dualwrite._on_ddl_command_end)
     key_attnums   int2[],
     -- dualwrite.pause(): capture goes on, delivery of the table waits
-    paused        boolean     NOT NULL DEFAULT false
+    paused        boolean     NOT NULL DEFAULT false,
+    -- sync mode: what a failure of the modern side does to the writing
+    -- transaction (NULL: the setting dualwrite.sync_failure)
+    sync_failure  text        CHECK (sync_failure IN ('error', 'queue'))
 );
 SELECT pg_catalog.pg_extension_config_dump('dualwrite.tables', '');
 COMMENT ON TABLE dualwrite.tables IS 'Tables whose changes pg_dualwrite captures (managed by dualwrite.enable/disable)';
@@ -141,12 +144,22 @@ CREATE FUNCTION dualwrite.enable(
     mode          text  DEFAULT pg_catalog.current_setting('dualwrite.default_mode'),
     target_table  text  DEFAULT NULL,
     column_map    jsonb DEFAULT NULL,
-    target_server name  DEFAULT NULL)
+    target_server name  DEFAULT NULL,
+    sync_failure  text  DEFAULT NULL)
 RETURNS void
     AS 'MODULE_PATHNAME', 'dualwrite_enable' LANGUAGE C
     SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name) IS
+COMMENT ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name, text) IS
     'validate a table against its modern target and start capturing its changes';
+
+-- Switch a flagged table between 'async' and 'sync' (and set its failure
+-- policy) without losing or reordering a change (see README "Sync mode").
+CREATE FUNCTION dualwrite.set_mode(tbl regclass, mode text, sync_failure text DEFAULT NULL)
+RETURNS void
+    AS 'MODULE_PATHNAME', 'dualwrite_set_mode' LANGUAGE C
+    SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dualwrite.set_mode(regclass, text, text) IS
+    'switch a flagged table between async and sync delivery';
 
 CREATE FUNCTION dualwrite.disable(tbl regclass) RETURNS void
     AS 'MODULE_PATHNAME', 'dualwrite_disable' LANGUAGE C STRICT
@@ -184,6 +197,15 @@ CREATE FUNCTION dualwrite._worker_info(
     OUT apply_rate double precision, OUT batches bigint)
 RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'dualwrite_worker_info' LANGUAGE C;
+
+CREATE FUNCTION dualwrite._sync_info(tbl regclass,
+    OUT transactions bigint, OUT fallbacks bigint, OUT backlog boolean)
+RETURNS record
+    AS 'MODULE_PATHNAME', 'dualwrite_sync_info' LANGUAGE C STRICT;
+CREATE FUNCTION dualwrite._in_doubt(OUT count integer, OUT oldest timestamptz)
+RETURNS record
+    AS 'MODULE_PATHNAME', 'dualwrite_in_doubt' LANGUAGE C;
+REVOKE ALL ON FUNCTION dualwrite._sync_info(regclass), dualwrite._in_doubt() FROM PUBLIC;
 
 CREATE FUNCTION dualwrite._wake() RETURNS void
     AS 'MODULE_PATHNAME', 'dualwrite_wake' LANGUAGE C;
@@ -259,7 +281,9 @@ WITH rel AS (
            'trigger ' OPERATOR(pg_catalog.||) w.tgname OPERATOR(pg_catalog.||) CASE
              WHEN t.oid IS NULL THEN ' is missing on ' OPERATOR(pg_catalog.||) r.what
              WHEN t.tgfoid OPERATOR(pg_catalog.<>) w.fn::oid OR t.tgqual IS NOT NULL
-                  OR t.tgnargs OPERATOR(pg_catalog.<>) 0
+                  -- the row trigger says 'sync' exactly when the table is a sync table
+                  OR t.tgnargs OPERATOR(pg_catalog.<>) CASE WHEN w.row_level AND m.mode OPERATOR(pg_catalog.=) 'sync' THEN 1 ELSE 0 END
+                  OR (t.tgnargs OPERATOR(pg_catalog.=) 1 AND t.tgargs OPERATOR(pg_catalog.<>) '\x73796e6300'::bytea)
                   OR pg_catalog.cardinality(t.tgattr::int2[]) OPERATOR(pg_catalog.<>) 0
                   -- ROW | INSERT | DELETE | UPDATE, AFTER
                   OR (w.row_level AND t.tgtype OPERATOR(pg_catalog.<>) 29)
@@ -274,6 +298,7 @@ WITH rel AS (
            END AS text
     FROM rel r
     CROSS JOIN want w
+    LEFT JOIN dualwrite.tables m ON m.tbl OPERATOR(pg_catalog.=) $1
     LEFT JOIN pg_catalog.pg_trigger t
            ON t.tgrelid OPERATOR(pg_catalog.=) r.relid AND t.tgname OPERATOR(pg_catalog.=) w.tgname
     WHERE w.row_level OR all_truncate OR r.level OPERATOR(pg_catalog.=) 0
@@ -433,7 +458,16 @@ SELECT t.tbl                                           AS table_name,
        r.finished_at                                   AS last_reconcile_at,
        r.differences                                   AS last_reconcile_differences,
        bf.state                                        AS backfill_state,
-       bf.rows_done                                    AS backfill_rows
+       bf.rows_done                                    AS backfill_rows,
+       -- sync mode (since the server started): transactions shipped at
+       -- commit, and those that went through the outbox instead
+       COALESCE(sy.transactions, 0)                    AS sync_transactions,
+       COALESCE(sy.fallbacks, 0)                       AS sync_fallbacks,
+       -- this database's prepared transactions on the modern side that the
+       -- resolver has not settled yet (at its last look)
+       d.count                                         AS in_doubt,
+       CASE WHEN d.oldest IS NOT NULL
+            THEN GREATEST(pg_catalog.clock_timestamp() - d.oldest, interval '0') END AS oldest_in_doubt_age
 FROM dualwrite.tables t
 LEFT JOIN dualwrite._table_stats s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
 LEFT JOIN dualwrite._held h ON h.relid OPERATOR(pg_catalog.=) t.tbl::oid
@@ -443,7 +477,9 @@ LEFT JOIN dualwrite._worker_info() w ON w.datname OPERATOR(pg_catalog.=) pg_cata
 LEFT JOIN LATERAL (SELECT rr.finished_at, rr.differences FROM dualwrite.reconcile_runs rr
                    WHERE rr.tbl::oid OPERATOR(pg_catalog.=) t.tbl::oid
                    ORDER BY rr.run_id DESC LIMIT 1) r ON true
-LEFT JOIN dualwrite.backfill_progress bf ON bf.table_name::oid OPERATOR(pg_catalog.=) t.tbl::oid AND bf.current;
+LEFT JOIN dualwrite.backfill_progress bf ON bf.table_name::oid OPERATOR(pg_catalog.=) t.tbl::oid AND bf.current
+LEFT JOIN LATERAL dualwrite._sync_info(t.tbl) sy ON true
+CROSS JOIN dualwrite._in_doubt() d;
 COMMENT ON VIEW dualwrite.status IS
     'per flagged table: captured, applied, queued and failed changes, lag, the last error, whether it is held, the state of its capture';
 REVOKE ALL ON dualwrite.status FROM PUBLIC;

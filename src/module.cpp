@@ -9,6 +9,7 @@
 #include "boundary/boundary.hpp"
 #include "config/guc.hpp"
 #include "shmem/shmem.hpp"
+#include "sync/sync.hpp"
 #include "worker/worker.hpp"
 
 extern "C" {
@@ -32,6 +33,7 @@ Init()
 	if (IsBinaryUpgrade)
 		return;
 	shm::InstallHooks();
+	sync::Install();
 	worker::RegisterLauncher();
 }
 

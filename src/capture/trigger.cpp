@@ -22,6 +22,7 @@
 #include "config/guc.hpp"
 #include "outbox/outbox.hpp"
 #include "shmem/shmem.hpp"
+#include "sync/sync.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -99,17 +100,25 @@ CaptureRow(FunctionCallInfo fcinfo)
 	if (CaptureSwitchedOff(rel))
 		return PointerGetDatum(nullptr);
 
+	/* Sync mode (enable(..., mode => 'sync')): the trigger's argument says
+	 * so, and the change is also noted to be shipped at commit. */
+	bool sync = td->tg_trigger->tgnargs == 1 && strcmp(td->tg_trigger->tgargs[0], "sync") == 0;
+	auto append = [&](char op, HeapTuple tuple) {
+		outbox::Position pos = outbox::Append(rel, op, tuple);
+		if (sync)
+			sync::NoteChange(rel, pos);
+	};
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-		outbox::Append(rel, outbox::kInsert, td->tg_trigtuple);
+		append(outbox::kInsert, td->tg_trigtuple);
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		outbox::Append(rel, outbox::kDelete, td->tg_trigtuple);
+		append(outbox::kDelete, td->tg_trigtuple);
 	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
 		if (KeyChanged(rel, td->tg_trigtuple, td->tg_newtuple)) {
 			/* A key update is the old key's delete followed by the new row. */
-			outbox::Append(rel, outbox::kDelete, td->tg_trigtuple);
-			outbox::Append(rel, outbox::kInsert, td->tg_newtuple);
+			append(outbox::kDelete, td->tg_trigtuple);
+			append(outbox::kInsert, td->tg_newtuple);
 		} else
-			outbox::Append(rel, outbox::kUpdate, td->tg_newtuple);
+			append(outbox::kUpdate, td->tg_newtuple);
 	} else
 		elog(ERROR, "dualwrite._capture: unexpected trigger event %u", td->tg_event);
 	return PointerGetDatum(nullptr);
@@ -179,7 +188,9 @@ CaptureTruncate(FunctionCallInfo fcinfo)
 	if (!rel->rd_rel->relispartition) {
 		/* Flagged tables are never partitions (enable() refuses them). */
 		RememberTruncatedRoot(RelationGetRelid(rel));
-		outbox::AppendTruncate(rel);
+		outbox::Position pos = outbox::AppendTruncate(rel);
+		if (sync::IsSyncTable(RelationGetRelid(rel)))
+			sync::NoteChange(rel, pos);
 		return PointerGetDatum(nullptr);
 	}
 	if (rel->rd_rel->relkind != RELKIND_RELATION)
@@ -188,7 +199,7 @@ CaptureTruncate(FunctionCallInfo fcinfo)
 	Oid root = ancestors != NIL ? llast_oid(ancestors) : InvalidOid;
 	list_free(ancestors);
 	if (!RootTruncatedInThisStatement(root))
-		outbox::AppendDeleteAll(rel);
+		outbox::AppendDeleteAll(rel, OidIsValid(root) && sync::IsSyncTable(root) ? sync::NoteChange : nullptr);
 	return PointerGetDatum(nullptr);
 }
 

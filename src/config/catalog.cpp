@@ -24,6 +24,7 @@ extern "C" {
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 #include "utils/varlena.h"
+#include "utils/inval.h"
 }
 
 namespace pgdw::config {
@@ -239,6 +240,8 @@ SetPaused(Oid relid, bool paused)
 	}
 	SPI_finish();
 	Restore(scope);
+	/* Sync backends cache the configuration per table (src/sync/tables.cpp). */
+	CacheInvalidateRelcacheByRelid(relid);
 	if (!found)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 		                errmsg("table \"%s\" is not enabled for dual write",
@@ -264,22 +267,23 @@ RecordKey(Oid relid, const TableConfig *cfg)
 }
 
 void
-InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *column_map)
+InsertTableRow(Oid relid, const char *mode, const char *sync_failure, const TableConfig *cfg, Jsonb *column_map)
 {
 	Oid caller = GetUserId(); /* who enabled it: the caller, not the extension */
 	OwnerScope scope = AsExtensionOwner();
-	Oid types[6] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, OIDOID};
-	Datum values[6] = {ObjectIdGetDatum(relid),
+	Oid types[7] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, OIDOID, TEXTOID};
+	Datum values[7] = {ObjectIdGetDatum(relid),
 	                   CStringGetTextDatum(mode),
 	                   CStringGetTextDatum(cfg->target_server),
 	                   CStringGetTextDatum(cfg->target_display),
 	                   column_map != nullptr ? JsonbPGetDatum(column_map) : (Datum) 0,
-	                   ObjectIdGetDatum(caller)};
-	char nulls[6] = {' ', ' ', ' ', ' ', column_map != nullptr ? ' ' : 'n', ' '};
+	                   ObjectIdGetDatum(caller),
+	                   sync_failure != nullptr ? CStringGetTextDatum(sync_failure) : (Datum) 0};
+	char nulls[7] = {' ', ' ', ' ', ' ', column_map != nullptr ? ' ' : 'n', ' ', sync_failure != nullptr ? ' ' : 'n'};
 	SPI_connect();
 	if (SPI_execute_with_args("INSERT INTO dualwrite.tables (tbl, mode, target_server, target_table, column_map, "
-	                          "enabled_by) VALUES ($1::regclass, $2, $3::name, $4, $5, $6::regrole)",
-	                          6, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	                          "enabled_by, sync_failure) VALUES ($1::regclass, $2, $3::name, $4, $5, $6::regrole, $7)",
+	                          7, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record table in dualwrite.tables");
 	RecordKey(relid, cfg);
 	SpiWithOid("INSERT INTO dualwrite._table_stats (relid) VALUES ($1) ON CONFLICT (relid) DO UPDATE SET "
@@ -315,17 +319,57 @@ ForTableAndPartitions(Relation rel, const char *fmt)
 	}
 }
 
+/* The row trigger; its argument 'sync' tells capture to ship the change at
+ * commit (src/sync).  Partitions get clones with the same argument. */
+static void
+CreateRowTrigger(Relation rel, bool sync, bool replace)
+{
+	RunDdl(sync ? (replace ? "CREATE OR REPLACE TRIGGER dualwrite_capture AFTER INSERT OR UPDATE OR DELETE ON %s "
+	                         "FOR EACH ROW EXECUTE FUNCTION dualwrite._capture('sync')"
+	                       : "CREATE TRIGGER dualwrite_capture AFTER INSERT OR UPDATE OR DELETE ON %s "
+	                         "FOR EACH ROW EXECUTE FUNCTION dualwrite._capture('sync')")
+	            : (replace ? "CREATE OR REPLACE TRIGGER dualwrite_capture AFTER INSERT OR UPDATE OR DELETE ON %s "
+	                         "FOR EACH ROW EXECUTE FUNCTION dualwrite._capture()"
+	                       : "CREATE TRIGGER dualwrite_capture AFTER INSERT OR UPDATE OR DELETE ON %s "
+	                         "FOR EACH ROW EXECUTE FUNCTION dualwrite._capture()"),
+	       rel);
+}
+
 void
-CreateCaptureTriggers(Relation rel)
+CreateCaptureTriggers(Relation rel, bool sync)
 {
 	OwnerScope scope = AsExtensionOwner();
-	RunDdl("CREATE TRIGGER dualwrite_capture AFTER INSERT OR UPDATE OR DELETE ON %s "
-	       "FOR EACH ROW EXECUTE FUNCTION dualwrite._capture()",
-	       rel);
+	CreateRowTrigger(rel, sync, false);
 	/* BEFORE: a partition's rows are read before they are gone. */
 	ForTableAndPartitions(rel, "CREATE TRIGGER dualwrite_capture_truncate BEFORE TRUNCATE ON %s "
 	                           "FOR EACH STATEMENT EXECUTE FUNCTION dualwrite._capture_truncate()");
 	Restore(scope);
+}
+
+void
+ReplaceRowTrigger(Relation rel, bool sync)
+{
+	OwnerScope scope = AsExtensionOwner();
+	CreateRowTrigger(rel, sync, true);
+	Restore(scope);
+}
+
+void
+SetModeRow(Oid relid, const char *mode, const char *sync_failure)
+{
+	OwnerScope scope = AsExtensionOwner();
+	Oid types[3] = {OIDOID, TEXTOID, TEXTOID};
+	Datum values[3] = {ObjectIdGetDatum(relid), CStringGetTextDatum(mode),
+	                   sync_failure != nullptr ? CStringGetTextDatum(sync_failure) : (Datum) 0};
+	char nulls[3] = {' ', ' ', sync_failure != nullptr ? ' ' : 'n'};
+	SPI_connect();
+	if (SPI_execute_with_args("UPDATE dualwrite.tables SET mode = $2, sync_failure = $3 "
+	                          "WHERE tbl::oid OPERATOR(pg_catalog.=) $1",
+	                          3, types, values, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update dualwrite.tables");
+	SPI_finish();
+	Restore(scope);
+	CacheInvalidateRelcacheByRelid(relid); /* sync backends' cache (src/sync/tables.cpp) */
 }
 
 void
@@ -427,14 +471,21 @@ BuildOrExplain(Relation rel, const char *server, const char *target_table, Jsonb
 }
 
 TableConfig **
-LoadAll(int *count)
+LoadAll(int *count, Oid only)
 {
+	/* As the extension's owner: a sync backend runs as the application's
+	 * role, which has no right on dualwrite.tables. */
+	OwnerScope scope = AsExtensionOwner();
 	SPI_connect();
 	/* The delivering role is the server's, whoever enabled the table. */
-	if (SPI_execute("SELECT t.tbl::oid, t.target_server::text, t.target_table, t.column_map, s.deliver_as::oid, t.key_attnums, t.paused "
-	                "FROM dualwrite.tables t LEFT JOIN dualwrite.servers s "
-	                "ON s.server OPERATOR(pg_catalog.=) t.target_server ORDER BY 1",
-	                true, 0) != SPI_OK_SELECT)
+	Oid types[1] = {OIDOID};
+	Datum args[1] = {ObjectIdGetDatum(only)};
+	if (SPI_execute_with_args("SELECT t.tbl::oid, t.target_server::text, t.target_table, t.column_map, s.deliver_as::oid, "
+	                          "t.key_attnums, t.paused, t.mode, t.sync_failure "
+	                          "FROM dualwrite.tables t LEFT JOIN dualwrite.servers s "
+	                          "ON s.server OPERATOR(pg_catalog.=) t.target_server "
+	                          "WHERE $1 OPERATOR(pg_catalog.=) 0 OR t.tbl::oid OPERATOR(pg_catalog.=) $1 ORDER BY 1",
+	                          1, types, args, nullptr, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read dualwrite.tables");
 	int n = static_cast<int>(SPI_processed);
 	/* SPI_palloc: the results must outlive SPI_finish (caller's context). */
@@ -446,6 +497,8 @@ LoadAll(int *count)
 	int16 **keys = static_cast<int16 **>(SPI_palloc(sizeof(int16 *) * (n + 1)));
 	int *nkeys = static_cast<int *>(SPI_palloc(sizeof(int) * (n + 1)));
 	bool *paused = static_cast<bool *>(SPI_palloc(sizeof(bool) * (n + 1)));
+	bool *sync = static_cast<bool *>(SPI_palloc(sizeof(bool) * (n + 1)));
+	char **sync_failure = static_cast<char **>(SPI_palloc(sizeof(char *) * (n + 1)));
 	for (int i = 0; i < n; i++) {
 		HeapTuple t = SPI_tuptable->vals[i];
 		TupleDesc d = SPI_tuptable->tupdesc;
@@ -466,6 +519,13 @@ LoadAll(int *count)
 			memcpy(maps[i], jb, VARSIZE(jb));
 		}
 		paused[i] = DatumGetBool(SPI_getbinval(t, d, 7, &isnull)) && !isnull;
+		sync[i] = strcmp(SPI_getvalue(t, d, 8), "sync") == 0;
+		char *failure = SPI_getvalue(t, d, 9);
+		sync_failure[i] = nullptr;
+		if (failure != nullptr) {
+			sync_failure[i] = static_cast<char *>(SPI_palloc(strlen(failure) + 1));
+			strcpy(sync_failure[i], failure);
+		}
 		Datum key = SPI_getbinval(t, d, 6, &isnull);
 		nkeys[i] = -1; /* not recorded: the current replica identity */
 		keys[i] = nullptr;
@@ -479,6 +539,7 @@ LoadAll(int *count)
 		}
 	}
 	SPI_finish();
+	Restore(scope);
 
 	TableConfig **all = static_cast<TableConfig **>(palloc0(sizeof(TableConfig *) * (n + 1)));
 	int kept = 0;
@@ -489,6 +550,8 @@ LoadAll(int *count)
 			continue;
 		all[kept] = BuildOrExplain(rel, servers[i], targets[i], maps[i], keys[i], nkeys[i]);
 		all[kept]->paused = paused[i];
+		all[kept]->sync = sync[i];
+		all[kept]->sync_failure = sync_failure[i];
 		all[kept++]->deliver_as = delivers[i];
 		table_close(rel, NoLock);
 	}
@@ -531,6 +594,9 @@ SetDeliveringRole(const char *server, Oid role)
 		elog(ERROR, "could not record the delivering role in dualwrite.servers");
 	SPI_finish();
 	Restore(scope);
+	/* Sync backends cache each table's delivering role (src/sync/tables.cpp);
+	 * rare enough for the big hammer. */
+	CacheInvalidateRelcacheAll();
 }
 
 bool

@@ -44,6 +44,8 @@ struct TableConfig {
 	int ncolumns;
 	ColumnConfig *columns;      /* sent columns, in attnum order */
 	bool paused;                /* dualwrite.pause(): its delivery waits */
+	bool sync;                  /* mode = 'sync' */
+	const char *sync_failure;   /* 'error' | 'queue', or NULL: dualwrite.sync_failure */
 	const char *problem;        /* why the table cannot be delivered now (its key, or its
 	                             * configuration no longer fits the table), or NULL */
 };
@@ -66,8 +68,13 @@ bool IsEnabled(Oid relid);
 /* dualwrite.tables.paused of a flagged table; returns the previous value,
  * or raises if the table is not flagged. */
 bool SetPaused(Oid relid, bool paused);
-void InsertTableRow(Oid relid, const char *mode, const TableConfig *cfg, Jsonb *column_map);
-void CreateCaptureTriggers(Relation rel);
+void InsertTableRow(Oid relid, const char *mode, const char *sync_failure, const TableConfig *cfg, Jsonb *column_map);
+/* sync: the row trigger gets the argument 'sync' (capture/trigger.cpp). */
+void CreateCaptureTriggers(Relation rel, bool sync);
+/* Replace the row trigger for a new mode (dualwrite.set_mode). */
+void ReplaceRowTrigger(Relation rel, bool sync);
+/* Set mode and sync_failure of a flagged table's catalog row. */
+void SetModeRow(Oid relid, const char *mode, const char *sync_failure);
 /* Delete the catalog row; returns the number of undelivered changes, or -1 if not enabled. */
 int64 DeleteTableRow(Oid relid);
 void DropCaptureTriggers(Relation rel);
@@ -80,7 +87,7 @@ void EnsureTruncateTriggers(Oid relid);
  * A table whose configuration no longer fits it (a renamed column that
  * column_map names, ...) gets `problem` set instead of raising: one
  * table's DDL must not stop the delivery of the others. */
-TableConfig **LoadAll(int *count);
+TableConfig **LoadAll(int *count, Oid only = InvalidOid);
 
 /*
  * The delivering role of `server` from dualwrite.servers: InvalidOid if it

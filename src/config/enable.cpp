@@ -25,6 +25,7 @@
 #include "config/guc.hpp"
 #include "remote/connection.hpp"
 #include "shmem/shmem.hpp"
+#include "sync/sync.hpp"
 
 extern "C" {
 #include "access/reloptions.h"
@@ -129,6 +130,91 @@ CheckServerPrivileges(const char *server, PGconn *conn)
 	CheckProgressPrivilege(server, conn);
 }
 
+static void
+CheckModeArguments(const char *mode, const char *sync_failure)
+{
+	if (strcmp(mode, "async") != 0 && strcmp(mode, "sync") != 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid mode \"%s\"", mode),
+		                errhint("Valid modes are \"async\" and \"sync\".")));
+	if (sync_failure != nullptr && guc::SyncFailureByName(sync_failure) < 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid sync_failure \"%s\"", sync_failure),
+		                errhint("Valid values are \"error\" and \"queue\", or NULL for the setting "
+		                        "dualwrite.sync_failure.")));
+	if (sync_failure != nullptr && strcmp(mode, "sync") != 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("sync_failure applies to mode \"sync\" only"),
+		                errhint("Pass mode => 'sync', or leave sync_failure out.")));
+}
+
+/*
+ * Switch the flagged table `rel` (locked ShareRowExclusive: no writer is
+ * in the middle of a change of it) to `mode`.  False, changing nothing,
+ * if it already has that mode and policy and !always.
+ *
+ * Why no change is lost or reordered: the row trigger is replaced under
+ * the lock, so every change before it was captured the old way and every
+ * change after it the new way.  async -> sync: the changes queued so far
+ * were committed before any sync transaction of the table can ship, and
+ * the table is marked as having a backlog until the worker delivered
+ * them, so no sync transaction overtakes them (sync_tables.hpp).
+ * sync -> async: a sync transaction is shipped (and, with
+ * sync_remote_commit = wait, committed on the modern side) before its
+ * locks go, so it precedes every change queued after the switch; with
+ * nowait its prepared transaction's row locks order the worker's apply
+ * after it.
+ */
+static bool
+SwitchMode(Relation rel, const char *mode, const char *sync_failure, bool always)
+{
+	Oid relid = RelationGetRelid(rel);
+	int n = 0;
+	TableConfig **cfgs = LoadAll(&n, relid);
+	if (n != 1)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+		                errmsg("table \"%s\" is not enabled for dual write", RelationGetRelationName(rel)),
+		                errhint("Call dualwrite.enable() first.")));
+	const TableConfig *cfg = cfgs[0];
+	bool sync = strcmp(mode, "sync") == 0;
+	bool same_policy = (sync_failure == nullptr) == (cfg->sync_failure == nullptr) &&
+	                   (sync_failure == nullptr || strcmp(sync_failure, cfg->sync_failure) == 0);
+	if (!always && sync == cfg->sync && same_policy)
+		return false;
+	if (sync && !cfg->sync) {
+		PGconn *conn = remote::Connect(cfg->target_server, cfg->deliver_as); /* closed at transaction end */
+		CheckPreparedTransactions(cfg->target_server, conn);
+		remote::Disconnect(conn);
+	}
+	SetModeRow(relid, mode, sync_failure);
+	if (sync != cfg->sync)
+		ReplaceRowTrigger(rel, sync);
+	if (sync && !cfg->sync)
+		sync::MarkQueuedInThisTransaction(relid);
+	return true;
+}
+
+/* dualwrite.set_mode(tbl, mode, sync_failure): see SwitchMode. */
+static Datum
+SetMode(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("table and mode must not be null")));
+	Oid relid = PG_GETARG_OID(0);
+	const char *mode = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	const char *sync_failure = PG_ARGISNULL(2) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	CheckModeArguments(mode, sync_failure);
+	const char *relname = get_rel_name(relid);
+	if (relname == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
+	if (!superuser() && !pg_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("permission denied to change the mode of table \"%s\"", relname),
+		                errdetail("Only the owner of the table or a superuser may call dualwrite.set_mode() on it.")));
+	Relation rel = table_open(relid, ShareRowExclusiveLock);
+	(void) SwitchMode(rel, mode, sync_failure, true);
+	table_close(rel, NoLock);
+	PG_RETURN_VOID();
+}
+
 static Datum
 Enable(FunctionCallInfo fcinfo)
 {
@@ -140,13 +226,9 @@ Enable(FunctionCallInfo fcinfo)
 	Jsonb *column_map = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
 	const char *server = PG_ARGISNULL(4) ? guc::target_server : NameStr(*PG_GETARG_NAME(4));
 
-	if (strcmp(mode, "sync") == 0)
-		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED), errmsg("sync mode is not available yet"),
-		                errhint("Use mode => 'async': changes go to the outbox in the same transaction and the "
-		                        "background worker delivers them.")));
-	if (strcmp(mode, "async") != 0)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid mode \"%s\"", mode),
-		                errhint("Valid modes are \"async\" and \"sync\".")));
+	const char *sync_failure = PG_NARGS() > 5 && !PG_ARGISNULL(5) ? text_to_cstring(PG_GETARG_TEXT_PP(5)) : nullptr;
+	CheckModeArguments(mode, sync_failure);
+	bool sync = strcmp(mode, "sync") == 0;
 	if (server == nullptr || server[0] == '\0')
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("no target server given"),
 		                errhint("Pass target_server => 'name', or set dualwrite.target_server.")));
@@ -164,10 +246,18 @@ Enable(FunctionCallInfo fcinfo)
 	/* The lock CREATE TRIGGER takes, taken first so it is never upgraded. */
 	Relation rel = table_open(relid, ShareRowExclusiveLock);
 	CheckRelation(rel);
-	if (IsEnabled(relid))
+	if (IsEnabled(relid)) {
+		/* enable() again with another mode or failure policy is set_mode(). */
+		if (target_table == nullptr && column_map == nullptr && PG_ARGISNULL(4) &&
+		    SwitchMode(rel, mode, sync_failure, false)) {
+			table_close(rel, NoLock);
+			PG_RETURN_VOID();
+		}
 		ereport(ERROR, (errcode(ERRCODE_DUPLICATE_OBJECT),
 		                errmsg("table \"%s\" is already enabled for dual write", RelationGetRelationName(rel)),
-		                errhint("Call dualwrite.disable() first to change its settings.")));
+		                errhint("Call dualwrite.set_mode() to switch its mode, or dualwrite.disable() first to "
+		                        "change its other settings.")));
+	}
 
 	LockServers();
 	bool new_role;
@@ -186,12 +276,16 @@ Enable(FunctionCallInfo fcinfo)
 	CheckTarget(RelationGetRelationName(rel), cfg, conn);
 	CheckTargetPrivileges(cfg, conn);
 	CheckServerPrivileges(server, conn);
+	if (sync)
+		CheckPreparedTransactions(server, conn);
 	remote::Disconnect(conn);
 
 	if (new_role)
 		SetDeliveringRole(server, deliver_as);
-	InsertTableRow(relid, mode, cfg, column_map);
-	CreateCaptureTriggers(rel);
+	InsertTableRow(relid, mode, sync_failure, cfg, column_map);
+	CreateCaptureTriggers(rel, sync);
+	/* Nothing of a newly flagged table is queued yet (sync_tables.hpp). */
+	shm::ForgetBacklog(relid);
 	table_close(rel, NoLock);
 	shm::WakeLauncher();
 	PG_RETURN_VOID();
@@ -268,6 +362,13 @@ PG_FUNCTION_INFO_V1(dualwrite_enable);
 PG_FUNCTION_INFO_V1(dualwrite_disable);
 PG_FUNCTION_INFO_V1(dualwrite_fdw_validator);
 PG_FUNCTION_INFO_V1(dualwrite_set_delivery_role);
+PG_FUNCTION_INFO_V1(dualwrite_set_mode);
+
+PGDLLEXPORT Datum
+dualwrite_set_mode(PG_FUNCTION_ARGS)
+{
+	return pgdw::pg_entry([&] { return pgdw::config::SetMode(fcinfo); });
+}
 
 PGDLLEXPORT Datum
 dualwrite_set_delivery_role(PG_FUNCTION_ARGS)

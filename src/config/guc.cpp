@@ -31,6 +31,48 @@ int max_result_kb = 16 * 1024;
 int max_sort_keys = 2 * 1024 * 1024;
 int batch_bytes_kb = 64 * 1024;
 
+int sync_failure = kSyncFailError;
+int sync_remote_commit = kRemoteWait;
+int sync_backlog_wait_ms = 10000;
+int resolve_interval_ms = 5000;
+int sync_test_pause = kPauseNone;
+
+static const struct config_enum_entry sync_failure_options[] = {
+	{"error", kSyncFailError, false},
+	{"queue", kSyncFailQueue, false},
+	{nullptr, 0, false},
+};
+
+static const struct config_enum_entry remote_commit_options[] = {
+	{"wait", kRemoteWait, false},
+	{"nowait", kRemoteNowait, false},
+	{nullptr, 0, false},
+};
+
+static const struct config_enum_entry sync_pause_options[] = {
+	{"", kPauseNone, false},
+	{"none", kPauseNone, true},
+	{"before_prepare", kPauseBeforePrepare, false},
+	{"after_prepare", kPauseAfterPrepare, false},
+	{"after_local_commit", kPauseAfterLocalCommit, false},
+	{nullptr, 0, false},
+};
+
+const char *
+SyncFailureName(int policy)
+{
+	return policy == kSyncFailQueue ? "queue" : "error";
+}
+
+int
+SyncFailureByName(const char *name)
+{
+	for (const auto *o = sync_failure_options; o->name != nullptr; o++)
+		if (strcmp(o->name, name) == 0)
+			return o->val;
+	return -1;
+}
+
 static const struct config_enum_entry mode_options[] = {
 	{"async", kModeAsync, false},
 	{"sync", kModeSync, false},
@@ -164,6 +206,42 @@ DefineSettings()
 	                        gettext_noop("A larger backlog is read in several passes, in capture order."),
 	                        &max_sort_keys, 2 * 1024 * 1024, 16, 64 * 1024 * 1024, PGC_SIGHUP, 0, nullptr, nullptr,
 	                        nullptr);
+
+	/* Sync mode.  The failure policy decides whether a writer's commit can
+	 * succeed without the modern side: superuser-only, like the switch. */
+	DefineCustomEnumVariable("dualwrite.sync_failure",
+	                         gettext_noop("What a sync transaction does when the modern database fails."),
+	                         gettext_noop("error: the local transaction fails too; queue: it commits and its "
+	                                      "changes stay in the outbox for the worker.  enable() can set it per table."),
+	                         &sync_failure, kSyncFailError, sync_failure_options, PGC_SUSET, 0, nullptr, nullptr,
+	                         nullptr);
+
+	/* A session may trade read-your-writes on the modern side for latency. */
+	DefineCustomEnumVariable("dualwrite.sync_remote_commit",
+	                         gettext_noop("Whether a sync commit waits for COMMIT PREPARED on the modern database."),
+	                         gettext_noop("wait: the client sees its commit only once the modern side has it; "
+	                                      "nowait: it returns after the local commit (the resolver covers a crash)."),
+	                         &sync_remote_commit, kRemoteWait, remote_commit_options, PGC_USERSET, 0, nullptr,
+	                         nullptr, nullptr);
+
+	DefineCustomIntVariable("dualwrite.sync_backlog_wait",
+	                        gettext_noop("How long a sync transaction waits for queued changes of its tables."),
+	                        gettext_noop("With sync_failure = error it then fails; with queue it goes through the "
+	                                     "outbox."),
+	                        &sync_backlog_wait_ms, 10000, 0, 3600 * 1000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr,
+	                        nullptr);
+
+	DefineCustomIntVariable("dualwrite.resolve_interval",
+	                        gettext_noop("How often the worker settles in-doubt sync transactions on the modern side."),
+	                        nullptr, &resolve_interval_ms, 5000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+	                        nullptr, nullptr);
+
+	/* Test fault points of the sync protocol (TAP tests): the backend logs
+	 * and sleeps there so a test can kill it or a server.  Superuser-only. */
+	DefineCustomEnumVariable("dualwrite.sync_test_pause",
+	                         gettext_noop("Tests only: pause a sync commit at a point of the protocol."), nullptr,
+	                         &sync_test_pause, kPauseNone, sync_pause_options, PGC_SUSET,
+	                         GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
 
 	MarkGUCPrefixReserved("dualwrite");
 }

@@ -25,6 +25,20 @@ extern int batch_bytes_kb;       /* dualwrite.batch_bytes: image bytes per batch
 extern int remote_timeout_ms;    /* dualwrite.remote_timeout: longest remote call, in total */
 extern int max_result_kb;        /* dualwrite.max_result_size: most a remote call may receive (kB) */
 
+/* Sync mode (src/sync). */
+enum SyncFailure { kSyncFailError = 0, kSyncFailQueue = 1 };
+enum SyncPause { kPauseNone = 0, kPauseBeforePrepare, kPauseAfterPrepare, kPauseAfterLocalCommit };
+extern int sync_failure;         /* dualwrite.sync_failure: SyncFailure */
+enum RemoteCommit { kRemoteWait = 0, kRemoteNowait = 1 };
+extern int sync_remote_commit;   /* dualwrite.sync_remote_commit: RemoteCommit */
+extern int sync_backlog_wait_ms; /* dualwrite.sync_backlog_wait */
+extern int resolve_interval_ms;  /* dualwrite.resolve_interval */
+extern int sync_test_pause;      /* dualwrite.sync_test_pause: SyncPause (tests only) */
+
+const char *SyncFailureName(int policy);
+/* The policy named `name` ("error" | "queue"), or -1. */
+int SyncFailureByName(const char *name);
+
 /* Define every setting; called once from _PG_init. */
 void DefineSettings();
 

@@ -230,6 +230,22 @@ CheckTempPrivilege(const char *server, PGconn *conn)
 }
 
 void
+CheckPreparedTransactions(const char *server, PGconn *conn)
+{
+	const remote::Shape shape = {"the max_prepared_transactions check", 1, 1, 1};
+	PGresult *res = remote::QueryShaped(conn, "SELECT pg_catalog.current_setting('max_prepared_transactions')", shape);
+	int max = atoi(remote::ValueText(conn, res, 0, 0, shape));
+	PQclear(res);
+	if (max <= 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("server \"%s\" does not allow prepared transactions, which sync mode needs", server),
+		                errdetail("max_prepared_transactions is 0 on the modern database; each sync transaction is "
+		                          "prepared there before the local commit (two-phase commit)."),
+		                errhint("Set max_prepared_transactions on the modern server to at least its "
+		                        "max_connections and restart it, or use mode => 'async'.")));
+}
+
+void
 CheckProgressPrivilege(const char *server, PGconn *conn)
 {
 	/*

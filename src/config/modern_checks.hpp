@@ -29,6 +29,10 @@ void CheckTargetPrivileges(const TableConfig *cfg, PGconn *conn);
 /* The modern role may create temporary tables (each batch is staged in one). */
 void CheckTempPrivilege(const char *server, PGconn *conn);
 
+/* Sync mode prepares its remote transactions: the modern server must
+ * allow prepared transactions (max_prepared_transactions > 0). */
+void CheckPreparedTransactions(const char *server, PGconn *conn);
+
 /* The modern role may run the progress-table bootstrap (_dualwrite.applied). */
 void CheckProgressPrivilege(const char *server, PGconn *conn);
 

@@ -93,12 +93,10 @@ ApplyDeleteSql(const TargetShape &t)
 	       QuoteIdent(kOpColumn) + " OPERATOR(pg_catalog.=) 'D'" + cond;
 }
 
-std::string
-ApplyUpsertSql(const TargetShape &t)
+/* " = EXCLUDED." assignments of the non-key columns (empty: all are key). */
+static std::string
+ExcludedSet(const TargetShape &t)
 {
-	std::string sql = "INSERT INTO " + QualifiedTarget(t) + " AS t (" + ColumnList(t, "") + ") SELECT " +
-	                  ColumnList(t, "s.") + " FROM " + NewestPerKey(t) + " AS s WHERE s." + QuoteIdent(kOpColumn) +
-	                  " OPERATOR(pg_catalog.<>) 'D' ON CONFLICT (" + KeyList(t, "") + ") DO ";
 	std::string set;
 	for (size_t i = 0; i < t.columns.size(); i++) {
 		bool is_key = false;
@@ -111,7 +109,35 @@ ApplyUpsertSql(const TargetShape &t)
 		const std::string col = QuoteIdent(t.columns[i]);
 		set += col + " = EXCLUDED." + col;
 	}
-	return sql + (set.empty() ? std::string("NOTHING") : "UPDATE SET " + set);
+	return set.empty() ? std::string("NOTHING") : "UPDATE SET " + set;
+}
+
+std::string
+ApplyUpsertSql(const TargetShape &t)
+{
+	return "INSERT INTO " + QualifiedTarget(t) + " AS t (" + ColumnList(t, "") + ") SELECT " + ColumnList(t, "s.") +
+	       " FROM " + NewestPerKey(t) + " AS s WHERE s." + QuoteIdent(kOpColumn) +
+	       " OPERATOR(pg_catalog.<>) 'D' ON CONFLICT (" + KeyList(t, "") + ") DO " + ExcludedSet(t);
+}
+
+std::string
+RowUpsertSql(const TargetShape &t)
+{
+	std::string params;
+	for (size_t i = 0; i < t.columns.size(); i++)
+		params += (i > 0 ? ", $" : "$") + std::to_string(i + 1);
+	return "INSERT INTO " + QualifiedTarget(t) + " AS t (" + ColumnList(t, "") + ") VALUES (" + params +
+	       ") ON CONFLICT (" + KeyList(t, "") + ") DO " + ExcludedSet(t);
+}
+
+std::string
+RowDeleteSql(const TargetShape &t)
+{
+	std::string where;
+	for (size_t k = 0; k < t.key.size(); k++)
+		where += (k > 0 ? " AND " : "") + QuoteIdent(t.columns[t.key[k]]) + " OPERATOR(pg_catalog.=) $" +
+		         std::to_string(k + 1);
+	return "DELETE FROM " + QualifiedTarget(t) + " WHERE " + where;
 }
 
 std::string

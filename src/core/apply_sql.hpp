@@ -58,6 +58,19 @@ std::string ApplyDeleteSql(const TargetShape &t);
 /* INSERT .. ON CONFLICT (key) DO UPDATE of the newest non-delete image per key. */
 std::string ApplyUpsertSql(const TargetShape &t);
 
+/*
+ * Sync mode applies one change at a time, as prepared statements sent in
+ * one pipeline (a temporary staging table cannot be used: PREPARE
+ * TRANSACTION refuses a transaction that touched temporary objects).
+ * Parameters are text, typed by the target's columns:
+ *  RowUpsertSql: $1..$n = the columns in order; INSERT .. ON CONFLICT (key)
+ *                DO UPDATE (an insert that finds its key, e.g. backfilled,
+ *                gives the same row as on the legacy side);
+ *  RowDeleteSql: $1..$k = the key columns in key order.
+ */
+std::string RowUpsertSql(const TargetShape &t);
+std::string RowDeleteSql(const TargetShape &t);
+
 /* TRUNCATE of the target (a captured TRUNCATE). */
 std::string ApplyTruncateSql(const TargetShape &t);
 /* One TRUNCATE of several targets (the tables one legacy statement

@@ -98,9 +98,10 @@ static struct {
 	XLogRecPtr lsn;
 } truncate_group;
 
-static void
+static Position
 AppendAt(Relation source, char op, HeapTuple tuple, XLogRecPtr lsn)
 {
+	Position pos;
 	Datum values[kNatts];
 	bool nulls[kNatts] = {false};
 
@@ -122,26 +123,30 @@ AppendAt(Relation source, char op, HeapTuple tuple, XLogRecPtr lsn)
 	/* RowExclusiveLock is kept to transaction end: the worker truncates a
 	 * generation only after taking AccessExclusiveLock, i.e. after every
 	 * transaction that wrote into it has ended. */
-	Relation outbox = table_open(GenerationRelid(shm::CaptureGeneration()), RowExclusiveLock);
+	pos.gen = shm::CaptureGeneration() % kGenerations;
+	Relation outbox = table_open(GenerationRelid(pos.gen), RowExclusiveLock);
 	if (RelationGetDescr(outbox)->natts != kNatts)
 		elog(ERROR, "pg_dualwrite outbox table \"%s\" has %d columns, expected %d", RelationGetRelationName(outbox),
 		     RelationGetDescr(outbox)->natts, kNatts);
 	HeapTuple row = heap_form_tuple(RelationGetDescr(outbox), values, nulls);
 	/* Append-only and never vacuumed: no free space to look for. */
 	heap_insert(outbox, row, GetCurrentCommandId(true), HEAP_INSERT_SKIP_FSM, nullptr);
+	pos.tid = row->t_self;
+	pos.seq = capture_seq;
 	table_close(outbox, NoLock);
 	heap_freetuple(row);
 	if (tuple != nullptr)
 		pfree(DatumGetPointer(values[kData - 1]));
+	return pos;
 }
 
-void
+Position
 Append(Relation source, char op, HeapTuple tuple)
 {
-	AppendAt(source, op, tuple, GetXLogInsertRecPtr());
+	return AppendAt(source, op, tuple, GetXLogInsertRecPtr());
 }
 
-void
+Position
 AppendTruncate(Relation source)
 {
 	FullTransactionId xid = GetTopFullTransactionId();
@@ -153,11 +158,11 @@ AppendTruncate(Relation source)
 		truncate_group.cid = cid;
 		truncate_group.lsn = GetXLogInsertRecPtr();
 	}
-	AppendAt(source, kTruncate, nullptr, truncate_group.lsn);
+	return AppendAt(source, kTruncate, nullptr, truncate_group.lsn);
 }
 
 void
-AppendDeleteAll(Relation leaf)
+AppendDeleteAll(Relation leaf, void (*note)(Relation, const Position &))
 {
 	/* The latest snapshot: under the AccessExclusiveLock every other
 	 * writer has ended, and a REPEATABLE READ caller's own snapshot could
@@ -167,7 +172,9 @@ AppendDeleteAll(Relation leaf)
 	HeapTuple tup;
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
 		CHECK_FOR_INTERRUPTS();
-		Append(leaf, kDelete, tup);
+		Position pos = Append(leaf, kDelete, tup);
+		if (note != nullptr)
+			note(leaf, pos); /* a sync table's: shipped at commit */
 	}
 	table_endscan(scan);
 	UnregisterSnapshot(snapshot);

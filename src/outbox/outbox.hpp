@@ -47,16 +47,24 @@ constexpr char kTruncate = 'T';
 /* OID of dualwrite._outbox_<gen> (cached; raises if the extension is gone). */
 Oid GenerationRelid(uint32 gen);
 
+/* Where an appended change is: its generation and heap position (sync
+ * mode reads its own transaction's changes back from there). */
+struct Position {
+	uint32 gen;
+	ItemPointerData tid;
+	int32 seq; /* its capture_seq: the row at tid is checked to be this one */
+};
+
 /* Append one row change (I U D) of `source` to the current generation. */
-void Append(Relation source, char op, HeapTuple tuple);
+Position Append(Relation source, char op, HeapTuple tuple);
 
 /* Append the TRUNCATE of `source` (a flagged table), grouped with the
  * other tables the same TRUNCATE statement truncates (see above). */
-void AppendTruncate(Relation source);
+Position AppendTruncate(Relation source);
 
 /* Append a delete of every row of `leaf` (a partition truncated on its
  * own: the modern table need not be partitioned the same way).  The
  * caller holds AccessExclusiveLock, so every writer has finished. */
-void AppendDeleteAll(Relation leaf);
+void AppendDeleteAll(Relation leaf, void (*note)(Relation, const Position &) = nullptr);
 
 } // namespace pgdw::outbox

@@ -253,6 +253,42 @@ Exec(PGconn *conn, const char *sql)
 		RaiseRemoteError(conn, failed, sql);
 }
 
+/* The failed result is "undefined object" (42704): cleared, and true. */
+static bool
+IsMissing(PGresult *failed)
+{
+	const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
+	if (state == nullptr || strcmp(state, "42704") != 0)
+		return false;
+	PQclear(failed);
+	return true;
+}
+
+bool
+ExecUnlessMissing(PGconn *conn, const char *sql)
+{
+	StartCall();
+	Send(conn, sql);
+	PGresult *failed = CollectResults(conn, sql);
+	if (failed == nullptr)
+		return true;
+	if (IsMissing(failed))
+		return false;
+	RaiseRemoteError(conn, failed, sql);
+}
+
+bool
+WaitCommandUnlessMissing(PGconn *conn, const char *sql)
+{
+	StartCall();
+	PGresult *failed = CollectResults(conn, sql);
+	if (failed == nullptr)
+		return true;
+	if (IsMissing(failed))
+		return false;
+	RaiseRemoteError(conn, failed, sql);
+}
+
 void
 WaitCommand(PGconn *conn, const char *sql)
 {

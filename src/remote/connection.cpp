@@ -32,7 +32,7 @@ extern "C" {
 namespace pgdw::remote {
 
 /* Connections this backend holds; few (one per target server). */
-constexpr int kMaxOpen = 16;
+constexpr int kMaxOpen = 64; /* the worker's streams, a backend's sync sessions (16) and checks */
 
 struct OpenConn {
 	PGconn *conn;

@@ -64,6 +64,12 @@ void Exec(PGconn *conn, const char *sql);
 void SendCommand(PGconn *conn, const char *sql);
 void WaitCommand(PGconn *conn, const char *sql);
 
+/* Exec / WaitCommand that return false, instead of raising, when the
+ * object is missing (42704: COMMIT / ROLLBACK PREPARED of a prepared
+ * transaction someone else finished). */
+bool ExecUnlessMissing(PGconn *conn, const char *sql);
+bool WaitCommandUnlessMissing(PGconn *conn, const char *sql);
+
 /*
  * Run a query and return its tuples result; the caller must PQclear it.
  * Raises the remote error if any (the result is cleared first).
@@ -89,6 +95,24 @@ void SendCopyEnd(PGconn *conn);
 /* WaitCommand() that returns false on a unique violation instead of raising
  * it; the rest of the command string was then skipped by the server. */
 bool WaitCommandUnlessDuplicate(PGconn *conn, const char *sql);
+
+/*
+ * Pipeline mode (sync mode's shipping, pipeline.cpp): everything between
+ * PipelineBegin() and PipelineEnd() goes out without waiting for answers;
+ * PipelineEnd() sends one Sync, waits for every result and leaves pipeline
+ * mode.  It returns the first failed result (the caller raises it with
+ * RaiseResult or clears it) and the index of the command that failed, or
+ * NULL if all succeeded.  Waits are interruptible and bounded like the
+ * other calls.
+ */
+void PipelineBegin(PGconn *conn);
+void PipelinePrepare(PGconn *conn, const char *name, const char *sql, int nparams);
+void PipelineExecPrepared(PGconn *conn, const char *name, int nparams, const char *const *values);
+void PipelineExec(PGconn *conn, const char *sql);
+PGresult *PipelineEnd(PGconn *conn, int *failed_command);
+
+/* Raise the remote error of a failed result (cleared), naming the server. */
+[[noreturn]] void RaiseResult(PGconn *conn, PGresult *res, const char *sql);
 
 /* The server name given to Connect() (for messages). */
 const char *ServerName(PGconn *conn);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include "pg/pg.hpp"
+#include "shmem/sync_tables.hpp"
 
 extern "C" {
 #include "port/atomics.h"
@@ -52,6 +53,10 @@ struct DbSlot {
 	uint64 batches;                /* remote transactions committed since start */
 	pg_atomic_uint64 skipped_at;   /* last change not captured (dualwrite.enabled off), 0: none */
 	char fault[32];                /* armed test fault point, "" if none */
+	/* sync mode's in-doubt transactions on the modern side (resolver) */
+	int in_doubt;                  /* prepared, not yet resolved, at the last look */
+	TimestampTz oldest_in_doubt;   /* when the oldest of them was prepared, 0: none */
+	bool resolve_all;              /* look at every server, not only those of sync tables */
 };
 
 struct Shared {
@@ -60,6 +65,7 @@ struct Shared {
 	Latch *launcher_latch;         /* set to make the launcher rescan */
 	bool wake_requested;           /* also look at databases without the extension */
 	DbSlot slots[kMaxDatabases];
+	SyncTable sync_tables[kMaxSyncTables]; /* sync_tables.hpp */
 };
 
 /* Hooks, installed by _PG_init. */

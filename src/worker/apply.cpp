@@ -18,7 +18,7 @@
 #include "core/apply_sql.hpp"
 #include "core/copy_text.hpp"
 #include "core/quote.hpp"
-#include "outbox/layout.hpp"
+#include "outbox/image.hpp"
 #include "outbox/outbox.hpp"
 #include "remote/connection.hpp"
 #include "shmem/shmem.hpp"
@@ -156,19 +156,7 @@ StageRow(Source *src, int64 ord, char op, bytea *image, uint32 layout)
 
 	if (src->desc == nullptr)
 		elog(ERROR, "row change captured for partitioned table %u", src->relid);
-	/* Never decode an image with a layout it was not captured under. */
-	outbox::CheckImageLayout(src->relid, src->desc, image, layout);
-
-	/* Deform from a MAXALIGNed copy: offsets inside the image assume it. */
-	uint32 len = VARSIZE_ANY_EXHDR(image);
-	char *aligned = static_cast<char *>(palloc(len));
-	memcpy(aligned, VARDATA_ANY(image), len);
-	HeapTupleData tup;
-	tup.t_len = len;
-	tup.t_data = reinterpret_cast<HeapTupleHeader>(aligned);
-	ItemPointerSetInvalid(&tup.t_self);
-	tup.t_tableOid = src->relid;
-	heap_deform_tuple(&tup, src->desc, src->values, src->nulls);
+	outbox::DeformImage(src->relid, src->desc, image, layout, src->values, src->nulls);
 
 	char ordbuf[32];
 	int ordlen = snprintf(ordbuf, sizeof(ordbuf), INT64_FORMAT "\t%c", ord, op);

@@ -376,6 +376,9 @@ DrainRound()
 	/* One snapshot for the whole round: it closes the range. */
 	XactIsoLevel = XACT_REPEATABLE_READ;
 	SPI_connect();
+	/* Before the snapshot: sync tables' backlog marks of transactions that
+	 * have ended are covered by it (shmem/sync_tables.hpp). */
+	shm::RoundStart(MyDatabaseId);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "pg_dualwrite: draining outbox");
 
@@ -421,6 +424,11 @@ DrainRound()
 				continue;
 			result.applied += DrainStream(&s);
 			s.drained_round = round;
+			/* Everything of the snapshot is delivered for its tables: a
+			 * sync table's backlog up to RoundStart is gone. */
+			for (auto &t : targets)
+				if (t.stream == &s && t.cfg->problem == nullptr && !t.cfg->paused)
+					shm::RoundDelivered(MyDatabaseId, t.cfg->relid);
 			if (s.failures > 0) {
 				s.recovered_after = s.failures;
 				s.failures = 0;

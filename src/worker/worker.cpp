@@ -13,11 +13,13 @@
  */
 #include "boundary/boundary.hpp"
 #include "config/guc.hpp"
+#include "outbox/image.hpp"
 #include "outbox/rotate.hpp"
 #include "worker/drain.hpp"
 #include "worker/holds.hpp"
 #include "shmem/shmem.hpp"
 #include "worker/worker.hpp"
+#include "sync/sync.hpp"
 
 extern "C" {
 #include "postmaster/bgworker.h"
@@ -30,18 +32,6 @@ namespace pgdw::worker {
 static shm::DbSlot *my_slot = nullptr;
 static bool failing = false;          /* last round failed (for one-line-per-change logging) */
 static char last_logged[256] = "";    /* message of the failure last logged */
-
-/* Settings that make our text output read back exactly on the modern side. */
-static void
-PinOutputSettings()
-{
-	SetConfigOption("DateStyle", "ISO, YMD", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
-}
 
 /* Moving average of the delivery rate, for the catch-up estimate. */
 static void
@@ -151,6 +141,57 @@ RoundGuarded()
 	return wait_ms;
 }
 
+/*
+ * One resolver pass (sync/resolver.cpp), every dualwrite.resolve_interval
+ * or at once when a backend asked for it.  Its failure (the modern side
+ * down) is logged once per new message and retried next interval; it
+ * never stops delivery.
+ */
+static TimestampTz next_resolve = 0;
+static char resolve_logged[256] = "";
+
+static void
+ResolveGuarded()
+{
+	TimestampTz now = GetCurrentTimestamp();
+	if (now < next_resolve && !my_slot->resolve_all)
+		return;
+	if (now < next_resolve - (int64) guc::resolve_interval_ms * 1000 + 200 * 1000)
+		return; /* asked again right after a pass: not more than 5 per second */
+	next_resolve = TimestampTzPlusMilliseconds(now, guc::resolve_interval_ms);
+	MemoryContext context = CurrentMemoryContext;
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "pg_dualwrite: resolving in-doubt transactions");
+		sync::ResolveInDoubt();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, nullptr);
+		resolve_logged[0] = '\0';
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(context);
+		ErrorData *edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, nullptr);
+		sync::DropResolverConnections();
+		if (strcmp(resolve_logged, edata->message != nullptr ? edata->message : "") != 0) {
+			ereport(WARNING, (errcode(edata->sqlerrcode),
+			                  errmsg("pg_dualwrite: in-doubt resolution failed: %s", edata->message),
+			                  edata->detail != nullptr ? errdetail_internal("%s", edata->detail) : 0,
+			                  errhint("Retried every dualwrite.resolve_interval (%d ms).", guc::resolve_interval_ms)));
+			strlcpy(resolve_logged, edata->message != nullptr ? edata->message : "", sizeof(resolve_logged));
+		}
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
 static void
 WorkerMain(Oid dboid)
 {
@@ -159,13 +200,16 @@ WorkerMain(Oid dboid)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("pg_dualwrite worker");
-	PinOutputSettings();
+	outbox::PinTextOutputForProcess(); /* text that reads back exactly */
 
 	my_slot = shm::SlotFor(dboid, true);
 	if (my_slot == nullptr)
 		ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 		                errmsg("pg_dualwrite serves at most %d databases", shm::kMaxDatabases)));
 	my_slot->pid = MyProcPid;
+	/* We may have crashed (or the server): look at every server for
+	 * prepared transactions of sync mode left in doubt. */
+	my_slot->resolve_all = true;
 	shm::SetState(my_slot, shm::kStateIdle, nullptr);
 
 	MemoryContext loop_context =
@@ -184,6 +228,10 @@ WorkerMain(Oid dboid)
 		MemoryContextSwitchTo(loop_context);
 		MemoryContextReset(loop_context);
 		wait_ms = RoundGuarded();
+		ResolveGuarded();
+		/* Wake for the next pass, or sooner if a backend asks (its latch set). */
+		long until_resolve = (next_resolve - GetCurrentTimestamp()) / 1000;
+		wait_ms = Min(wait_ms, Max(until_resolve, 1));
 	}
 }
 

@@ -334,5 +334,27 @@ TEST(ApplySql, ProgressUpdateQuotesEveryTextValue)
 	EXPECT_NE(sql.find("WHERE origin = 'it''s'"), std::string::npos) << sql;
 }
 
+/* Sync mode: one prepared statement per operation, parameters in column order. */
+TEST(ApplySql, RowUpsertTwoColumnKey)
+{
+	EXPECT_EQ(RowUpsertSql(TwoColumnKey()),
+	          "INSERT INTO \"public\".\"order_lines\" AS t (\"order_id\", \"line_no\", \"qty\", \"note\") "
+	          "VALUES ($1, $2, $3, $4) ON CONFLICT (\"order_id\", \"line_no\") DO UPDATE SET \"qty\" = "
+	          "EXCLUDED.\"qty\", \"note\" = EXCLUDED.\"note\"");
+}
+
+TEST(ApplySql, RowUpsertAllKeyDoesNothing)
+{
+	EXPECT_EQ(RowUpsertSql(AllKey()), "INSERT INTO \"public\".\"tags\" AS t (\"item_id\", \"tag\") VALUES ($1, $2) "
+	                                  "ON CONFLICT (\"item_id\", \"tag\") DO NOTHING");
+}
+
+/* Delete parameters follow the key vector ($1 = first key column listed). */
+TEST(ApplySql, RowDeleteParamsInKeyOrder)
+{
+	EXPECT_EQ(RowDeleteSql(KeyNotFirst()), "DELETE FROM \"s\".\"t\" WHERE \"k1\" OPERATOR(pg_catalog.=) $1 AND "
+	                                       "\"k2\" OPERATOR(pg_catalog.=) $2");
+}
+
 } // namespace
 } // namespace pgdw::core
