@@ -173,8 +173,8 @@ CREATE FUNCTION dualwrite.set_delivery_role(server name, role regrole) RETURNS v
 COMMENT ON FUNCTION dualwrite.set_delivery_role(name, regrole) IS
     'choose the role whose user mapping delivers to a server (superuser; validated on the modern side first)';
 
-REVOKE ALL ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name), dualwrite.disable(regclass),
-    dualwrite.set_delivery_role(name, regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name, text), dualwrite.disable(regclass),
+    dualwrite.set_delivery_role(name, regrole), dualwrite.set_mode(regclass, text, text) FROM PUBLIC;
 
 -- Preflight: one row per check, each run on its own (one failing check
 -- does not stop the others).  Superusers, or the delivering roles of

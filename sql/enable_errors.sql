@@ -29,7 +29,8 @@ SELECT dualwrite.enable('dualwrite._outbox_0');
 SELECT dualwrite.enable('no_pk');
 -- bad mode, no server, unknown server
 SELECT dualwrite.enable('orders', mode => 'sometimes');
-SELECT dualwrite.enable('orders', mode => 'sync');
+SELECT dualwrite.enable('orders', mode => 'sync', sync_failure => 'sometimes');
+SELECT dualwrite.enable('orders', sync_failure => 'queue');
 SELECT dualwrite.enable('orders', target_server => 'nowhere');
 RESET dualwrite.target_server;
 SET dualwrite.target_server = '';

@@ -103,7 +103,7 @@ SELECT table_name, queued, last_error, last_error_at FROM dualwrite.status WHERE
 -- Another non-superuser may not send a table through dw_deliver's mapping.
 CREATE ROLE dw_intruder NOLOGIN;
 GRANT USAGE ON SCHEMA dualwrite TO dw_intruder;
-GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name) TO dw_intruder;
+GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name, text) TO dw_intruder;
 GRANT SELECT ON dualwrite.tables, dualwrite.servers TO dw_intruder;
 -- (USAGE on the server, so the refusal shown is the delivering role's)
 GRANT USAGE ON FOREIGN SERVER modern_pw TO dw_intruder;
@@ -175,7 +175,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON public.pw_own TO dw_deliver;
 CREATE TABLE pw_own (id bigint PRIMARY KEY, v text);
 ALTER TABLE pw_own OWNER TO dw_deliver;
 GRANT USAGE ON SCHEMA dualwrite TO dw_deliver;
-GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name), dualwrite.disable(regclass) TO dw_deliver;
+GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name, text), dualwrite.disable(regclass) TO dw_deliver;
 GRANT USAGE ON FOREIGN SERVER modern_pw TO dw_deliver;
 SET ROLE dw_deliver;
 SELECT dualwrite.enable('pw_own', target_server => 'modern_pw');

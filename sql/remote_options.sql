@@ -8,7 +8,7 @@
 CREATE ROLE dw_plain NOLOGIN;
 GRANT USAGE ON FOREIGN DATA WRAPPER dualwrite TO dw_plain;
 GRANT USAGE ON SCHEMA dualwrite TO dw_plain;
-GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name) TO dw_plain;
+GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name, text) TO dw_plain;
 GRANT SELECT ON dualwrite.tables, dualwrite.servers TO dw_plain;
 CREATE TABLE plain_t (id bigint PRIMARY KEY, v text);
 ALTER TABLE plain_t OWNER TO dw_plain;
@@ -93,7 +93,7 @@ DROP SERVER plain_srv CASCADE;
 DROP SERVER plain_srv2;
 DROP TABLE plain_t;
 REVOKE ALL ON dualwrite.tables, dualwrite.servers FROM dw_plain;
-REVOKE ALL ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name) FROM dw_plain;
+REVOKE ALL ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name, text) FROM dw_plain;
 REVOKE ALL ON SCHEMA dualwrite FROM dw_plain;
 REVOKE ALL ON FOREIGN DATA WRAPPER dualwrite FROM dw_plain;
 DROP ROLE dw_plain;

@@ -69,6 +69,21 @@ KeyChanged(Relation rel, HeapTuple oldtup, HeapTuple newtup)
 	return changed;
 }
 
+/* Is `rel` a sync table's (or partition's)?  Its row trigger says so; no
+ * catalog lookup, which would end the TRUNCATE statement's grouping. */
+static bool
+RowTriggerSaysSync(Relation rel)
+{
+	if (rel->trigdesc == nullptr)
+		return false;
+	for (int i = 0; i < rel->trigdesc->numtriggers; i++) {
+		const Trigger *t = &rel->trigdesc->triggers[i];
+		if (strcmp(t->tgname, "dualwrite_capture") == 0)
+			return t->tgnargs == 1 && strcmp(t->tgargs[0], "sync") == 0;
+	}
+	return false;
+}
+
 /*
  * dualwrite.enabled = off (superuser-only): nothing is captured.  Said once
  * per session, and noted in shared memory for dualwrite.status, because the
@@ -189,7 +204,7 @@ CaptureTruncate(FunctionCallInfo fcinfo)
 		/* Flagged tables are never partitions (enable() refuses them). */
 		RememberTruncatedRoot(RelationGetRelid(rel));
 		outbox::Position pos = outbox::AppendTruncate(rel);
-		if (sync::IsSyncTable(RelationGetRelid(rel)))
+		if (RowTriggerSaysSync(rel))
 			sync::NoteChange(rel, pos);
 		return PointerGetDatum(nullptr);
 	}
@@ -199,7 +214,7 @@ CaptureTruncate(FunctionCallInfo fcinfo)
 	Oid root = ancestors != NIL ? llast_oid(ancestors) : InvalidOid;
 	list_free(ancestors);
 	if (!RootTruncatedInThisStatement(root))
-		outbox::AppendDeleteAll(rel, OidIsValid(root) && sync::IsSyncTable(root) ? sync::NoteChange : nullptr);
+		outbox::AppendDeleteAll(rel, RowTriggerSaysSync(rel) ? sync::NoteChange : nullptr);
 	return PointerGetDatum(nullptr);
 }
 

@@ -69,9 +69,6 @@ void Install();
  * was appended at `pos` in the current transaction. */
 void NoteChange(Relation rel, const outbox::Position &pos);
 
-/* Is the flagged table `relid` in sync mode (per this backend's cache)? */
-bool IsSyncTable(Oid relid);
-
 /* The table's changes queued so far are not yet delivered: mark it as
  * having a backlog until this transaction ends and the worker delivered
  * them (set_mode to sync of a table with an async past). */

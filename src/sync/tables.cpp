@@ -141,12 +141,6 @@ TableFor(Oid relid)
 	return e->flagged ? &e->table : nullptr;
 }
 
-bool
-IsSyncTable(Oid relid)
-{
-	return TableFor(relid) != nullptr;
-}
-
 Oid
 FlaggedRoot(Relation rel)
 {

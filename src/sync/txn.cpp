@@ -39,6 +39,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/wait_event.h"
 }
 
@@ -347,11 +348,26 @@ ShipAll(Table **tables, int ntables, const char **failed_server)
 	return failure;
 }
 
+static void PreCommitWork();
+
 static void
 PreCommit()
 {
 	if (nnoted == 0)
 		return;
+	/* Reading the table configuration (SPI) and output functions want one;
+	 * an error on the way is cleaned up by the abort. */
+	bool pushed = !ActiveSnapshotSet();
+	if (pushed)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	PreCommitWork();
+	if (pushed)
+		PopActiveSnapshot();
+}
+
+static void
+PreCommitWork()
+{
 	int nroots;
 	Oid *roots = NotedRoots(&nroots);
 	Table **tables = static_cast<Table **>(palloc0(sizeof(Table *) * nroots));

@@ -117,7 +117,7 @@ ALTER TABLE app_t OWNER TO app;
 
 -- the delegate (README "Delegation")
 GRANT USAGE ON SCHEMA dualwrite TO dw_deliver;
-GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name),
+GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name, text),
                           dualwrite.disable(regclass) TO dw_deliver;
 CREATE SERVER modern FOREIGN DATA WRAPPER dualwrite
     OPTIONS (host '127.0.0.1', port '$mport', dbname 'postgres');
@@ -131,7 +131,7 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER modern_su OPTIONS (user '$msu');
 
 -- a second non-superuser with what the delegate has, on server modern
 GRANT USAGE ON SCHEMA dualwrite TO intruder;
-GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name),
+GRANT EXECUTE ON FUNCTION dualwrite.enable(regclass, text, text, jsonb, name, text),
                           dualwrite.disable(regclass) TO intruder;
 GRANT USAGE ON FOREIGN SERVER modern TO intruder;
 CREATE USER MAPPING FOR intruder SERVER modern OPTIONS (user 'dw_deliver', password 'guess');
