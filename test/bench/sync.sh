@@ -208,7 +208,7 @@ fresh_table() {   # fresh_table VARIANT WORKLOAD
 	sql="DROP FOREIGN TABLE IF EXISTS remote.$t; DROP TABLE IF EXISTS public.$t; DROP FUNCTION IF EXISTS public.${t}_dual();
 	$(table_ddl "$t" legacy)"
 	[[ $wl != insert ]] && sql+="$(load_sql "$t") SELECT setval('public.${t}_id_seq', $ROWS);"
-	lsql bench -q -c "SET client_min_messages = warning" -c "$sql"
+	lsql bench -q -c "SET client_min_messages = warning" -c "$sql" >/dev/null
 	if [[ $v != none ]]; then
 		sql="DROP TABLE IF EXISTS public.$t; $(table_ddl "$t" modern)"
 		[[ $wl != insert ]] && sql+="$(load_sql "$t")"
@@ -413,11 +413,11 @@ report() {
 	nerr=$(grep -cE ' (ERROR|FATAL|PANIC|WARNING): ' "$LEGACY/server.log" || true)
 	echo "  legacy server log: $nerr ERROR/FATAL/PANIC/WARNING lines"
 	grep -E ' (ERROR|FATAL|PANIC|WARNING): ' "$LEGACY/server.log" | sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' |
-		sort | uniq -c | sort -rn | head -8 | sed 's/^/    /'
+		sort | uniq -c | sort -rn | head -8 | sed 's/^/    /' || true
 	nerr=$(grep -cE ' (ERROR|FATAL|PANIC|WARNING): ' "$MODERN/server.log" || true)
 	echo "  modern server log: $nerr ERROR/FATAL/PANIC/WARNING lines"
 	grep -E ' (ERROR|FATAL|PANIC|WARNING): ' "$MODERN/server.log" | sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' |
-		sort | uniq -c | sort -rn | head -8 | sed 's/^/    /'
+		sort | uniq -c | sort -rn | head -8 | sed 's/^/    /' || true
 }
 
 report >"$RESULTS_TXT"
