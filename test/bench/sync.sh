@@ -88,7 +88,7 @@ fi
 [[ -f $("$PG_CONFIG" --pkglibdir)/postgres_fdw.so ]] || die "postgres_fdw is not installed (postgresql-15 ships it)"
 
 CHECKS=()
-OTHERS=$(pgrep -c -f 'prove|pg_regress|pgbench' 2>/dev/null || true)
+OTHERS=$(pgrep -c -x 'prove|pg_regress|pg_isolation_re|pgbench' 2>/dev/null || true)
 [[ ${OTHERS:-0} -gt 0 ]] && CHECKS+=("WARNING: $OTHERS test/bench processes (prove, pg_regress, pgbench) were running at the start: absolute numbers are disturbed")
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 TMP=$(pgdw_mktemp pg_dualwrite-syncbench) || die "cannot create a temp dir"
@@ -275,6 +275,12 @@ run_pgbench() {   # run_pgbench VARIANT WORKLOAD TAG
 	done
 	[[ $v == nowait ]] && opts+=" -c dualwrite.sync_remote_commit=nowait"
 	pgdw_as_pg rm -f "$TMP"/pgl/"$tag".*
+	if [[ $v == sync || $v == nowait ]]; then   # who is connected to modern mid-run (look, do not assume)
+		( sleep "$(calc "$SECS / 2")"
+		  mval postgres -c "SELECT string_agg(a || ' x' || n, ', ' ORDER BY a) FROM (SELECT coalesce(nullif(application_name, ''),
+			'(none)') AS a, count(*) AS n FROM pg_stat_activity WHERE datname = 'bench_modern' GROUP BY 1) s" \
+			>"$TMP/appnames-$tag" 2>&1 ) &
+	fi
 	if ! pgdw_as_pg env PGOPTIONS="$opts" "$PGDW_BINDIR/pgbench" -n -h "$LEGACY" -p "$LPORT" -U postgres \
 		-c "$CLIENTS" -j "$THREADS" -T "$SECS" -l --log-prefix="$TMP/pgl/$tag" "${args[@]}" bench >"$log" 2>&1; then
 		cat "$log" >&2
@@ -286,6 +292,7 @@ run_pgbench() {   # run_pgbench VARIANT WORKLOAD TAG
 		pgdw_server_log_tail "$LEGACY" >&2
 		die "pgbench reported failed transactions ($tag)"
 	fi
+	wait   # the mid-run sampler, if any
 	R_TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$log")
 	R_LAT=$(sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' "$log")
 	R_TXNS=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")
@@ -340,6 +347,7 @@ DETAILS=$TMP/details.txt
 : >"$DETAILS"
 
 # ------------------------------------------------------------------ capture cells
+APPNAMES_RUN=()
 declare -A TPS LAT P95 VERIFIED SYNC_INFO   # [wl,v] = "x x x" (rounds); VERIFIED/SYNC_INFO by tag
 NV=${#VARIANTS[@]}
 total=0; for wl in $WORKLOADS; do total=$((total + ROUNDS * NV)); done
@@ -355,6 +363,7 @@ for wl in $WORKLOADS; do
 			k="$wl,$v"
 			TPS[$k]="${TPS[$k]:-} $R_TPS"; LAT[$k]="${LAT[$k]:-} $R_LAT"; P95[$k]="${P95[$k]:-} $R_P95"
 			[[ $v != none ]] && verify_run "$v" "$tag"
+			[[ -f $TMP/appnames-$tag ]] && APPNAMES_RUN+=("$tag: $(cat "$TMP/appnames-$tag")")
 			say "[$n/$total] ${WLABEL[$wl]} ${VLABEL[$v]}: $(fmt '%.0f' "$R_TPS") tps, latency avg $R_LAT ms p95 $R_P95 ms ${VERIFIED[$tag]:-}"
 			printf 'run %s tps=%s lat_avg_ms=%s lat_p95_ms=%s txns=%s verified=%s sync_info=%s\n' "$tag" "$R_TPS" \
 				"$R_LAT" "$R_P95" "$R_TXNS" "${VERIFIED[$tag]:-n/a}" "${SYNC_INFO[$tag]:-n/a}" >>"$DETAILS"
@@ -401,13 +410,14 @@ report() {
 	[[ -n ${SHIP_REPORT:-} ]] && { echo; printf '%s\n' "$SHIP_REPORT"; }
 	echo
 	echo "checks"
-	local tag nbad=0
+	local tag nbad=0 c
 	for tag in $(printf '%s\n' "${!VERIFIED[@]}" | sort); do
 		[[ ${VERIFIED[$tag]} == ok* ]] || nbad=$((nbad + 1))
 	done
 	echo "  modern = legacy (count, sum(amount), sum of row-text hashes) after ${#VERIFIED[@]} runs that write to modern: $(( ${#VERIFIED[@]} - nbad )) identical, $nbad different"
 	echo "  connections on modern at the end (application_name): ${APPNAMES:-none}"
-	local c
+	echo "  connections on modern in the middle of the sync runs (application_name x count):"
+	for c in "${APPNAMES_RUN[@]}"; do echo "    $c"; done
 	for c in "${CHECKS[@]}"; do echo "  $c"; done
 	local nerr
 	nerr=$(grep -cE ' (ERROR|FATAL|PANIC|WARNING): ' "$LEGACY/server.log" || true)
