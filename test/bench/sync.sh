@@ -279,7 +279,7 @@ run_pgbench() {   # run_pgbench VARIANT WORKLOAD TAG
 		( sleep "$(calc "$SECS / 2")"
 		  mval postgres -c "SELECT string_agg(a || ' x' || n, ', ' ORDER BY a) FROM (SELECT coalesce(nullif(application_name, ''),
 			'(none)') AS a, count(*) AS n FROM pg_stat_activity WHERE datname = 'bench_modern' GROUP BY 1) s" \
-			>"$TMP/appnames-$tag" 2>&1 ) &
+			>"$TMP/appnames-$tag" 2>&1 || true ) &
 	fi
 	if ! pgdw_as_pg env PGOPTIONS="$opts" "$PGDW_BINDIR/pgbench" -n -h "$LEGACY" -p "$LPORT" -U postgres \
 		-c "$CLIENTS" -j "$THREADS" -T "$SECS" -l --log-prefix="$TMP/pgl/$tag" "${args[@]}" bench >"$log" 2>&1; then
