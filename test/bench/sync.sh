@@ -56,6 +56,7 @@ read -r -a VARIANTS <<<"${BENCH_VARIANTS:-none fdw async sync nowait}"
 SHIP=${BENCH_SHIP:-1}
 [[ -f $HERE/sync_ship.sh ]] || SHIP=0
 SHIP_SECONDS=${BENCH_SHIP_SECONDS:-10}
+SHIP_ROWS=${BENCH_SHIP_ROWS:-10}       # rows per shipped transaction
 TIMEOUT=${BENCH_DELIVERY_TIMEOUT:-300s}
 RESULTS=${BENCH_RESULTS_DIR:-$HERE/results}
 declare -A VLABEL=([none]="(a) no trigger" [fdw]="(b) plpgsql + postgres_fdw"
@@ -72,10 +73,11 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
 	if (NR == 0) { print "nan"; exit }
 	if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-for v in SECS ROUNDS CLIENTS THREADS ROWS SHIP_SECONDS; do
+for v in SECS ROUNDS CLIENTS THREADS ROWS SHIP_SECONDS SHIP_ROWS; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
 done
 (( ROWS % 10 == 0 && ROWS >= 100 )) || die "BENCH_ROWS must be a multiple of 10, at least 100"
+(( SHIP_ROWS <= 1000 && SHIP_ROWS <= ROWS )) || die "BENCH_SHIP_ROWS must be at most 1000 and BENCH_ROWS"
 for v in "${VARIANTS[@]}"; do [[ -n ${VLABEL[$v]:-} ]] || die "unknown variant $v (none fdw async sync nowait)"; done
 for wl in $WORKLOADS; do [[ -n ${WLABEL[$wl]:-} ]] || die "unknown workload $wl (insert mix ten)"; done
 

@@ -1,5 +1,5 @@
 # test/bench/sync_ship.sh - sourced by test/bench/sync.sh (BENCH_SHIP=1):
-# two shipping strategies for one 10-row sync transaction, measured against
+# two shipping strategies for one BENCH_SHIP_ROWS-row (10) sync transaction, measured against
 # MODERN with test/bench/ship_bench.c (see its header).  Same round trips,
 # same 2PC, same rows; only "one prepared statement per row in a pipeline"
 # (pg_dualwrite today) vs "one multi-row statement" differs.  Legacy is
@@ -27,16 +27,16 @@ ship_strategies() {
 		for s in "${order[@]}"; do
 			msql postgres -c "CHECKPOINT"
 			out=$(pgdw_as_pg "$bin" "host=127.0.0.1 port=$MPORT dbname=bench_modern user=postgres" \
-				"$s" "$SHIP_SECONDS" "$CLIENTS" 10 "$ROWS") || die "ship_bench $s failed"
+				"$s" "$SHIP_SECONDS" "$CLIENTS" "$SHIP_ROWS" "$ROWS") || die "ship_bench $s failed"
 			txns=$(sed -n 's/.*txns=\([0-9]*\).*/\1/p' <<<"$out")
 			rows=$(sed -n 's/.*rows=\([0-9]*\).*/\1/p' <<<"$out")
 			tps=$(sed -n 's/.*tps=\([0-9.]*\).*/\1/p' <<<"$out")
 			lat=$(sed -n 's/.*lat_avg_ms=\([0-9.]*\).*/\1/p' <<<"$out")
-			[[ -n $tps && -n $lat && $rows == $((txns * 10)) ]] || die "ship_bench $s: unexpected output: $out"
+			[[ -n $tps && -n $lat && $rows == $((txns * SHIP_ROWS)) ]] || die "ship_bench $s: unexpected output: $out"
 			i=$(mval postgres -c "SELECT count(*) FROM pg_prepared_xacts")
 			[[ $i == 0 ]] || CHECKS+=("FAIL ship_bench $s: $i prepared transactions left on modern")
 			STPS[$s]="${STPS[$s]:-} $tps"; SLAT[$s]="${SLAT[$s]:-} $lat"
-			say "shipping strategy $s (10 rows, 2PC, $CLIENTS clients, ${SHIP_SECONDS}s): $(fmt '%.0f' "$tps") tps, $lat ms"
+			say "shipping strategy $s ($SHIP_ROWS rows, 2PC, $CLIENTS clients, ${SHIP_SECONDS}s): $(fmt '%.0f' "$tps") tps, $lat ms"
 			printf 'ship strategy=%s round=%d %s\n' "$s" "$((r + 1))" "$out" >>"$DETAILS"
 		done
 	done
@@ -44,7 +44,7 @@ ship_strategies() {
 	# shellcheck disable=SC2086
 	rt=$(median ${STPS[rows]}); mt=$(median ${STPS[multirow]})
 	SHIP_REPORT=$(
-		echo "shipping a 10-row sync transaction to modern (libpq client, $CLIENTS clients, ${SHIP_SECONDS}s, median of $ROUNDS; pipeline"
+		echo "shipping a $SHIP_ROWS-row sync transaction to modern (libpq client, $CLIENTS clients, ${SHIP_SECONDS}s, median of $ROUNDS; pipeline"
 		echo "BEGIN + rows + PREPARE TRANSACTION, then COMMIT PREPARED; existing keys updated; legacy not involved)"
 		# shellcheck disable=SC2086
 		printf '  %-52s %8.0f tps  %7.2f ms\n' "one prepared upsert per row, pipelined (pg_dualwrite)" "$rt" "$(median ${SLAT[rows]})"
