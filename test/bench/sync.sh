@@ -90,7 +90,7 @@ fi
 [[ -f $("$PG_CONFIG" --pkglibdir)/postgres_fdw.so ]] || die "postgres_fdw is not installed (postgresql-15 ships it)"
 
 CHECKS=()
-OTHERS=$(pgrep -c -x 'prove|pg_regress|pg_isolation_re|pgbench' 2>/dev/null || true)
+OTHERS=$(pgrep -c -f '/prove |/pg_regress |/pg_isolation_regress |/pgbench ' 2>/dev/null || true)
 [[ ${OTHERS:-0} -gt 0 ]] && CHECKS+=("WARNING: $OTHERS test/bench processes (prove, pg_regress, pgbench) were running at the start: absolute numbers are disturbed")
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 TMP=$(pgdw_mktemp pg_dualwrite-syncbench) || die "cannot create a temp dir"
