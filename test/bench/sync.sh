@@ -377,6 +377,7 @@ APPNAMES=$(mval postgres -c "SELECT string_agg(DISTINCT coalesce(nullif(applicat
 	FROM pg_stat_activity WHERE datname = 'bench_modern' AND pid <> pg_backend_pid()")
 
 # ------------------------------------------------------------------ shipping strategies
+# shellcheck source=sync_ship.sh disable=SC2034
 [[ $SHIP == 1 ]] && . "$HERE/sync_ship.sh"
 
 # ------------------------------------------------------------------ report
@@ -391,7 +392,10 @@ report() {
 	printf '  %-11s %-32s %8s %9s %9s %8s %8s\n' "" "" "" "ms" "ms" "" ""
 	for wl in $WORKLOADS; do
 		# shellcheck disable=SC2086
-		base=$(median ${TPS[$wl,none]:-}); fdw=$(median ${TPS[$wl,fdw]:-}); first=${WLABEL[$wl]}
+		base=$(median ${TPS[$wl,none]:-})
+		# shellcheck disable=SC2086
+		fdw=$(median ${TPS[$wl,fdw]:-})
+		first=${WLABEL[$wl]}
 		for v in none fdw async sync nowait; do
 			k="$wl,$v"
 			[[ -n ${TPS[$k]:-} ]] || continue
