@@ -350,7 +350,7 @@ DETAILS=$TMP/details.txt
 
 # ------------------------------------------------------------------ capture cells
 APPNAMES_RUN=()
-declare -A TPS LAT P95 VERIFIED SYNC_INFO   # [wl,v] = "x x x" (rounds); VERIFIED/SYNC_INFO by tag
+declare -A TPS=() LAT=() P95=() VERIFIED=() SYNC_INFO=()   # [wl,v] = "x x x" (rounds); VERIFIED/SYNC_INFO by tag
 NV=${#VARIANTS[@]}
 total=0; for wl in $WORKLOADS; do total=$((total + ROUNDS * NV)); done
 n=0
