@@ -197,6 +197,41 @@ section_end('baseline');
 	no_crash($legacy, '1: no crash but the deliberate kill', offset => $offset, allow_pids => [ $s->{pid} ]);
 }
 
+# ---------------------------------------------------------------- 1b
+# The same, with nothing else flushing the legacy WAL meanwhile (the
+# worker's drain rounds flush up to the insert position: a 60 s naptime
+# keeps it asleep).  The prepared transaction's gid names a local xid; if
+# the WAL that holds it is lost in the crash, recovery hands the same xid
+# out again, and the resolver takes the new transaction's commit for the
+# old one's: an aborted change committed on modern.
+{
+	$legacy->safe_psql('postgres', q{ALTER SYSTEM SET dualwrite.naptime = '60s'; SELECT pg_reload_conf()});
+	# the worker has taken the new naptime once it is idle again after a round
+	$legacy->safe_psql('postgres', q{INSERT INTO q VALUES (103, 'sync, before the quiet crash')});
+	usleep(300_000);
+	$legacy->safe_psql('postgres', q{CREATE TABLE scratch (i int)});
+	my $offset = log_offset($legacy);
+	my $s = start_paused('after_prepare', q{INSERT INTO t VALUES (104, 'killed, WAL not flushed')});
+	my $gid = $modern->safe_psql('postgres', 'SELECT gid FROM pg_prepared_xacts');
+	my ($fxid) = $gid =~ /^pgdw_\d+_\d+_(\d+)_\d+$/;
+	kill 'KILL', $s->{pid};
+	$legacy->wait_for_log(qr/\(PID $s->{pid}\) was terminated by signal 9/, $offset);
+	legacy_back($offset);
+	finish_session($s);
+	my $next = $legacy->safe_psql('postgres', 'SELECT pg_current_xact_id()');
+	cmp_ok($next, '>', $fxid // 0, "1b: the killed transaction's xid ($fxid) is not handed out again");
+	# Committed local transactions that would take the killed one's xid.
+	$legacy->safe_psql('postgres', "INSERT INTO scratch VALUES ($_)") for 1 .. 5;
+	$legacy->safe_psql('postgres', q{ALTER SYSTEM RESET dualwrite.naptime; SELECT pg_reload_conf()});
+	ok(poll_until($modern, 'postgres', 'SELECT count(*) FROM pg_prepared_xacts', '0', 10),
+		'1b: the prepared transaction is settled');
+	is(count_id($modern, 't', 104), '0', '1b: the killed change is not committed on modern');
+	is(count_id($legacy, 't', 104), '0', '1b: nor on legacy');
+	ok(log_has(qr/$resolved_re: rolled back/, $offset), '1b: the resolver rolled it back');
+	section_end('1b');
+	no_crash($legacy, '1b: no crash but the deliberate kill', offset => $offset, allow_pids => [ $s->{pid} ]);
+}
+
 # ---------------------------------------------------------------- 2
 {
 	my $offset = log_offset($legacy);
