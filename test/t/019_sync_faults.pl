@@ -11,6 +11,10 @@
 #     legacy backend (crash recovery).  The local transaction never
 #     committed, so the resolver must ROLLBACK PREPARED; without it the
 #     prepared transaction stays on modern forever.
+#  1b. the same, with the worker kept from flushing the legacy WAL (it is
+#     blocked in a remote call): the xid named in the gid must still not be
+#     handed out again after recovery, or the resolver commits the aborted
+#     change when a new transaction with that xid commits.
 #  2. same point, legacy stopped -m immediate and started: rolled back.
 #  3. after the local commit, before COMMIT PREPARED: kill -9.  The change
 #     is committed locally; the resolver must COMMIT PREPARED it, or the
@@ -61,12 +65,15 @@ for my $node ($legacy, $modern)
 	$node->safe_psql('postgres', q{
 CREATE TABLE t (id int PRIMARY KEY, v text);
 CREATE TABLE q (id int PRIMARY KEY, v text);
+CREATE TABLE a (id int PRIMARY KEY, v text);
 });
 }
+$legacy->safe_psql('postgres', 'CREATE TABLE scratch (i int)');
 connect_nodes($legacy, $modern);
 $legacy->safe_psql('postgres', q{
 SELECT dualwrite.enable('t', mode => 'sync', sync_failure => 'error');
 SELECT dualwrite.enable('q', mode => 'sync', sync_failure => 'queue');
+SELECT dualwrite.enable('a', mode => 'async');
 });
 ensure_worker($legacy, 'postgres');
 
@@ -198,19 +205,24 @@ section_end('baseline');
 }
 
 # ---------------------------------------------------------------- 1b
-# The same, with nothing else flushing the legacy WAL meanwhile (the
-# worker's drain rounds flush up to the insert position: a 60 s naptime
-# keeps it asleep).  The prepared transaction's gid names a local xid; if
-# the WAL that holds it is lost in the crash, recovery hands the same xid
-# out again, and the resolver takes the new transaction's commit for the
-# old one's: an aborted change committed on modern.  The local WAL must be
-# flushed (at least past the xid) before PREPARE is sent.
+# The same, with nothing else flushing the legacy WAL meanwhile: the
+# worker's drain rounds flush up to the insert position, so it is kept
+# busy in a remote call (an async table locked on modern) for the window.
+# The prepared transaction's gid names a local xid; if the WAL that holds
+# it is lost in the crash, recovery hands the same xid out again, and the
+# resolver takes the new transaction's commit for the old one's: an aborted
+# change committed on modern.  The local WAL must be flushed (at least past
+# the xid) before PREPARE is sent.
 {
-	$legacy->safe_psql('postgres', q{ALTER SYSTEM SET dualwrite.naptime = '60s'; SELECT pg_reload_conf()});
-	# the worker has taken the new naptime once it is idle again after a round
-	$legacy->safe_psql('postgres', q{INSERT INTO q VALUES (103, 'sync, before the quiet crash')});
-	usleep(300_000);
-	$legacy->safe_psql('postgres', q{CREATE TABLE scratch (i int)});
+	my $locker = $modern->background_psql('postgres');
+	$locker->query_safe('BEGIN');
+	$locker->query_safe('LOCK TABLE a IN ACCESS EXCLUSIVE MODE');
+	$legacy->safe_psql('postgres', q{INSERT INTO a VALUES (1, 'async, delivered after 1b')});
+	ok( poll_until(
+			$modern, 'postgres',
+			q{SELECT count(*) > 0 FROM pg_stat_activity
+			  WHERE application_name = 'pg_dualwrite' AND wait_event_type = 'Lock'}, 't', 30),
+		'1b: the worker is blocked in a remote call');
 	my $offset = log_offset($legacy);
 	my $s = start_paused('after_prepare', q{INSERT INTO t VALUES (104, 'killed, WAL not flushed')});
 	my $gid = $modern->safe_psql('postgres', 'SELECT gid FROM pg_prepared_xacts');
@@ -224,16 +236,19 @@ section_end('baseline');
 		q{SELECT (split_part(next_xid, ':', 1)::bigint << 32) + split_part(next_xid, ':', 2)::bigint
 		  FROM pg_control_checkpoint()});
 	cmp_ok($next, '>', $fxid // 0,
-		"1b: recovery does not hand out the killed transaction's xid ($fxid) again (next: $next)");
+		"1b: recovery does not hand out the killed transaction's xid (@{[ $fxid // '?' ]}) again (next: $next)");
 	# Committed local transactions that would take the killed one's xid.
 	$legacy->safe_psql('postgres', "INSERT INTO scratch VALUES ($_)") for 1 .. 5;
-	$legacy->safe_psql('postgres', q{ALTER SYSTEM RESET dualwrite.naptime; SELECT pg_reload_conf()});
+	$locker->query_safe('COMMIT');
+	$locker->quit;
 	ok(poll_until($modern, 'postgres', 'SELECT count(*) FROM pg_prepared_xacts', '0', 10),
 		'1b: the prepared transaction is settled');
 	is(count_id($modern, 't', 104), '0', '1b: the killed change is not committed on modern');
 	is(count_id($legacy, 't', 104), '0', '1b: nor on legacy');
 	ok(log_has(qr/$resolved_re: rolled back/, $offset), '1b: the resolver rolled it back');
+	ok(wait_delivered($legacy, 'postgres', 30), '1b: the async change is delivered');
 	section_end('1b');
+	sides_equal($legacy, $modern, 'a', 'id', '1b: a identical on both sides');
 	# Keep the later sections independent of a failure here: remove the
 	# wrongly committed row on modern directly.
 	$modern->safe_psql('postgres', 'DELETE FROM t WHERE id = 104');
