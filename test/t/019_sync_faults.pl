@@ -188,7 +188,8 @@ sub block_worker
 sub unblock_worker
 {
 	my ($locker) = @_;
-	unblock_worker($locker);
+	$locker->query_safe('COMMIT');
+	$locker->quit;
 }
 
 # The checks after every section.
