@@ -315,6 +315,11 @@ section_end('baseline');
 
 # ---------------------------------------------------------------- 4
 {
+	# After the restart of section 3 a sync table counts as having a
+	# backlog until the worker's first round that sees it: write once
+	# before the worker is blocked.
+	$legacy->safe_psql('postgres', q{INSERT INTO t VALUES (400, 'before the worker is blocked')});
+	is(count_id($modern, 't', 400), '1', '4: a sync write before the worker is blocked');
 	# The worker's flush would hide a missing one in the backend.
 	my $locker = block_worker('4');
 	my $offset = log_offset($legacy);
