@@ -43,14 +43,14 @@ use DualWriteTest;
 my $NACCOUNTS = 5;
 my $BALANCE   = 1000;
 my $TOTAL     = $NACCOUNTS * $BALANCE;
-my $SECONDS   = 10;
+my $TXNS      = 150;    # per client
 
 my $modern = modern_node('modern', conf => "max_prepared_transactions = 20\n");
 my $legacy = legacy_node(
 	'legacy', conf => q{
 dualwrite.resolve_interval = 300ms
 dualwrite.remote_timeout = 10s
-deadlock_timeout = 100ms
+deadlock_timeout = 50ms
 log_lock_waits = off
 });
 
@@ -59,13 +59,13 @@ my $ddl_accounts =
 $legacy->safe_psql(
 	'postgres', qq{
 $ddl_accounts;
-CREATE TABLE transfers (id bigserial PRIMARY KEY, mode text NOT NULL, client int NOT NULL,
+CREATE TABLE transfers (id bigserial PRIMARY KEY, nowait int NOT NULL, client int NOT NULL,
     a int NOT NULL, b int NOT NULL, d int NOT NULL);
 });
 $modern->safe_psql(
 	'postgres', qq{
 $ddl_accounts;
-CREATE TABLE transfers (id bigint PRIMARY KEY, mode text NOT NULL, client int NOT NULL,
+CREATE TABLE transfers (id bigint PRIMARY KEY, nowait int NOT NULL, client int NOT NULL,
     a int NOT NULL, b int NOT NULL, d int NOT NULL);
 });
 connect_nodes($legacy, $modern);
@@ -90,7 +90,7 @@ my %scripts = (
 BEGIN;
 UPDATE accounts SET balance = balance - :d WHERE id = :a;
 UPDATE accounts SET balance = balance + :d WHERE id = :b;
-INSERT INTO transfers (mode, client, a, b, d) VALUES (:'mode', :client_id, :a, :b, :d);
+INSERT INTO transfers (nowait, client, a, b, d) VALUES (:nowait, :client_id, :a, :b, :d);
 END;
 }
 	],
@@ -111,21 +111,21 @@ for my $name (sort keys %scripts)
 	push @script_opts, '-f', "$file\@$weight";
 }
 
-# Starts pgbench: $clients clients for $SECONDS s with the given
+# Starts pgbench: $clients clients of $TXNS transactions each, with the given
 # sync_remote_commit.  Returns a handle for finish_bench().
 sub start_bench
 {
 	my ($mode, $clients) = @_;
-	my %b = (mode => $mode, out => '', err => '');
+	my %b = (mode => $mode, clients => $clients, out => '', err => '');
 	local $ENV{PGOPTIONS} = "-c dualwrite.sync_remote_commit=$mode";
-	$b{timer} = IPC::Run::timeout($SECONDS + 50);
+	$b{timer} = IPC::Run::timeout(60);
 	$b{h} = IPC::Run::start(
 		[
 			$legacy->installed_command('pgbench'), '--no-vacuum',
 			'-h', $legacy->host, '-p', $legacy->port,
-			'-c', $clients, '-j', $clients, '-T', $SECONDS,
+			'-c', $clients, '-j', $clients, '-t', $TXNS,
 			'--max-tries', 1000, '--verbose-errors',
-			'-D', "mode=$mode", @script_opts, 'postgres'
+			'-D', 'nowait=' . ($mode eq 'nowait' ? 1 : 0), @script_opts, 'postgres'
 		],
 		'<', '/dev/null', '>', \$b{out}, '2>', \$b{err}, $b{timer});
 	return \%b;
@@ -146,7 +146,7 @@ sub finish_bench
 	}
 	pass("pgbench ($b->{mode}) ends within its time limit");
 	is($b->{h}->result, 0, "pgbench ($b->{mode}) exits with 0") or diag $b->{err};
-	like($b->{out}, qr/number of failed transactions: 0 /,
+	like($b->{out}, qr/number of failed transactions: 0 \(/,
 		"pgbench ($b->{mode}): no transaction failed") or diag $b->{out};
 	my %n;
 	for my $name (keys %scripts)
@@ -156,6 +156,8 @@ sub finish_bench
 		  or diag $b->{out};
 		$n{$name} //= -1;
 	}
+	is($n{transfer} + $n{touch}, $b->{clients} * $TXNS,
+		"pgbench ($b->{mode}): every transaction of every client committed");
 	my ($retried) = $b->{out} =~ /number of transactions retried: (\d+)/;
 	note "pgbench ($b->{mode}): $n{transfer} transfers, $n{touch} touches, "
 	  . ($retried // '?') . ' retried';
@@ -224,7 +226,7 @@ my $bw = start_bench('wait', 5);
 my $bn = start_bench('nowait', 3);
 my $n2w = finish_bench($bw);
 my $n2n = finish_bench($bn);
-is( $modern->safe_psql('postgres', q{SELECT count(*) FROM transfers WHERE mode = 'nowait'}),
+is( $modern->safe_psql('postgres', q{SELECT count(*) FROM transfers WHERE nowait = 1}),
 	$n2n->{transfer}, 'phase 2: modern has every transfer of the nowait clients');
 check_phase('phase 2 (wait + nowait)',
 	$n1->{transfer} + $n2w->{transfer} + $n2n->{transfer},
