@@ -124,7 +124,7 @@ sub start_bench
 			$legacy->installed_command('pgbench'), '--no-vacuum',
 			'-h', $legacy->host, '-p', $legacy->port,
 			'-c', $clients, '-j', $clients, '-t', $TXNS,
-			'--max-tries', 1000, '--verbose-errors',
+			'--max-tries', 1000,
 			'-D', 'nowait=' . ($mode eq 'nowait' ? 1 : 0), @script_opts, 'postgres'
 		],
 		'<', '/dev/null', '>', \$b{out}, '2>', \$b{err}, $b{timer});
@@ -145,7 +145,7 @@ sub finish_bench
 		return { transfer => -1, touch => -1 };
 	}
 	pass("pgbench ($b->{mode}) ends within its time limit");
-	is($b->{h}->result, 0, "pgbench ($b->{mode}) exits with 0") or diag $b->{err};
+	is($b->{h}->full_result(0), 0, "pgbench ($b->{mode}) exits with 0") or diag $b->{err};
 	like($b->{out}, qr/number of failed transactions: 0 \(/,
 		"pgbench ($b->{mode}): no transaction failed") or diag $b->{out};
 	my %n;
