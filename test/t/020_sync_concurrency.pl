@@ -9,6 +9,8 @@
 #             (so legacy transactions deadlock and pgbench retries them),
 #             and logs it in transfers;
 #   touch     adds 1 to one account's hits.
+# (transfers also logs the session's sync_remote_commit, so the test knows
+# the nowait clients did run with nowait).
 # Phase 1: 8 clients, sync_remote_commit = wait.  Phase 2: two pgbench runs at
 # once, 5 clients with wait and 3 with nowait (COMMIT PREPARED sent, not
 # waited for).  After each phase:
@@ -59,13 +61,13 @@ my $ddl_accounts =
 $legacy->safe_psql(
 	'postgres', qq{
 $ddl_accounts;
-CREATE TABLE transfers (id bigserial PRIMARY KEY, nowait int NOT NULL, client int NOT NULL,
+CREATE TABLE transfers (id bigserial PRIMARY KEY, remote_commit text NOT NULL, client int NOT NULL,
     a int NOT NULL, b int NOT NULL, d int NOT NULL);
 });
 $modern->safe_psql(
 	'postgres', qq{
 $ddl_accounts;
-CREATE TABLE transfers (id bigint PRIMARY KEY, nowait int NOT NULL, client int NOT NULL,
+CREATE TABLE transfers (id bigint PRIMARY KEY, remote_commit text NOT NULL, client int NOT NULL,
     a int NOT NULL, b int NOT NULL, d int NOT NULL);
 });
 connect_nodes($legacy, $modern);
@@ -90,7 +92,8 @@ my %scripts = (
 BEGIN;
 UPDATE accounts SET balance = balance - :d WHERE id = :a;
 UPDATE accounts SET balance = balance + :d WHERE id = :b;
-INSERT INTO transfers (nowait, client, a, b, d) VALUES (:nowait, :client_id, :a, :b, :d);
+INSERT INTO transfers (remote_commit, client, a, b, d)
+    VALUES (current_setting('dualwrite.sync_remote_commit'), :client_id, :a, :b, :d);
 END;
 }
 	],
@@ -125,7 +128,7 @@ sub start_bench
 			'-h', $legacy->host, '-p', $legacy->port,
 			'-c', $clients, '-j', $clients, '-t', $TXNS,
 			'--max-tries', 1000,
-			'-D', 'nowait=' . ($mode eq 'nowait' ? 1 : 0), @script_opts, 'postgres'
+			@script_opts, 'postgres'
 		],
 		'<', '/dev/null', '>', \$b{out}, '2>', \$b{err}, $b{timer});
 	return \%b;
@@ -226,8 +229,8 @@ my $bw = start_bench('wait', 5);
 my $bn = start_bench('nowait', 3);
 my $n2w = finish_bench($bw);
 my $n2n = finish_bench($bn);
-is( $modern->safe_psql('postgres', q{SELECT count(*) FROM transfers WHERE nowait = 1}),
-	$n2n->{transfer}, 'phase 2: modern has every transfer of the nowait clients');
+is( $modern->safe_psql('postgres', q{SELECT count(*) FROM transfers WHERE remote_commit = 'nowait'}),
+	$n2n->{transfer}, 'phase 2: modern has every transfer of the clients running with nowait');
 check_phase('phase 2 (wait + nowait)',
 	$n1->{transfer} + $n2w->{transfer} + $n2n->{transfer},
 	$n1->{touch} + $n2w->{touch} + $n2n->{touch}, $before);
