@@ -205,7 +205,8 @@ RETURNS record
 CREATE FUNCTION dualwrite._in_doubt(OUT count integer, OUT oldest timestamptz)
 RETURNS record
     AS 'MODULE_PATHNAME', 'dualwrite_in_doubt' LANGUAGE C;
-REVOKE ALL ON FUNCTION dualwrite._sync_info(regclass), dualwrite._in_doubt() FROM PUBLIC;
+-- Counters only (no error texts, no row values): readable by whoever may
+-- read dualwrite.status, as the view needs them.
 
 CREATE FUNCTION dualwrite._wake() RETURNS void
     AS 'MODULE_PATHNAME', 'dualwrite_wake' LANGUAGE C;

@@ -133,6 +133,28 @@ SELECT count(*) FROM modern.payments WHERE id = 200;
 SELECT dualwrite.wait_for_delivery('60s');
 SELECT * FROM modern.audit ORDER BY id;
 
+-- 8b. sync tables of two target servers in one transaction: one prepared
+-- transaction per server, atomic together; a failure on the second server
+-- rolls back what the first one prepared
+\c dw_modern
+CREATE TABLE public.two_t (id int PRIMARY KEY, v int CHECK (v >= 0));
+\c contrib_regression
+CREATE TABLE two_t (id int PRIMARY KEY, v int);
+IMPORT FOREIGN SCHEMA public LIMIT TO (two_t) FROM SERVER modern_check INTO modern;
+SELECT dualwrite.enable('two_t', mode => 'sync', target_server => 'sync_strict');
+BEGIN;
+INSERT INTO payments VALUES (210, 2, 'two servers');
+INSERT INTO two_t VALUES (1, 1);
+COMMIT;
+SELECT (SELECT count(*) FROM modern.payments WHERE id = 210) AS payments, (SELECT count(*) FROM modern.two_t) AS two_t;
+BEGIN;
+INSERT INTO payments VALUES (211, 2, 'rolled back with the other server');
+INSERT INTO two_t VALUES (2, -1);
+COMMIT;
+SELECT (SELECT count(*) FROM modern.payments WHERE id = 211) AS payments, (SELECT count(*) FROM modern.two_t) AS two_t;
+SELECT count(*) FROM payments WHERE id = 211;
+SELECT count(*) FROM pg_prepared_xacts;
+
 -- 9. mode switch, async -> sync, with changes still queued (paused): later
 -- sync transactions go through the outbox behind them, nothing is lost or
 -- reordered
@@ -215,6 +237,6 @@ SELECT DISTINCT in_doubt, oldest_in_doubt_age FROM dualwrite.status;
 SELECT count(*) FROM pg_prepared_xacts;
 
 -- clean up
-SELECT dualwrite.disable(t) FROM unnest(ARRAY['payments', 'audit', 'strict_t', 'down_t', 'parted_s']::regclass[]) t;
-DROP TABLE payments, audit, strict_t, down_t, parted_s;
-DROP FOREIGN TABLE modern.payments, modern.audit, modern.strict_t, modern.down_t, modern.parted_s;
+SELECT dualwrite.disable(t) FROM unnest(ARRAY['payments', 'audit', 'strict_t', 'down_t', 'parted_s', 'two_t']::regclass[]) t;
+DROP TABLE payments, audit, strict_t, down_t, parted_s, two_t;
+DROP FOREIGN TABLE modern.payments, modern.audit, modern.strict_t, modern.down_t, modern.parted_s, modern.two_t;

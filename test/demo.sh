@@ -10,6 +10,8 @@
 # a pgbench workload of inserts, updates (some change the primary key),
 # deletes and small multi-statement transactions on legacy while printing
 # dualwrite.status, waits for delivery, and compares both tables row by row.
+# Then a second table in sync mode takes 5 s of transfers and is compared
+# right after the last commit, without waiting for any delivery.
 # Prints PASS and exits 0 when they are identical; FAIL and exits 1 if not.
 # The clusters are stopped and the temp dir removed on exit, also on failure.
 #
@@ -65,7 +67,7 @@ say "creating the legacy cluster (shared_preload_libraries = 'pg_dualwrite')"
 pgdw_cluster_init "$LEGACY" "shared_preload_libraries = 'pg_dualwrite'" \
 	"dualwrite.naptime = 100" "max_connections = 50"
 say "creating the modern cluster (plain PostgreSQL)"
-pgdw_cluster_init "$MODERN" "max_connections = 50"
+pgdw_cluster_init "$MODERN" "max_connections = 50" "max_prepared_transactions = 20"
 pgdw_cluster_start "$LEGACY"
 pgdw_cluster_start "$MODERN"
 LPORT=$(pgdw_port "$LEGACY")
@@ -185,7 +187,44 @@ say "legacy has $LROWS rows, modern has $MROWS rows"
 say "dualwrite.workers:"
 legacy -P pager=off -c "SELECT * FROM dualwrite.workers" | sed 's/^/       /'
 
-if [[ $DELIVERED == t ]] && cmp -s "$TMP/legacy.copy" "$TMP/modern.copy"; then
+# ---------------------------------------------------------------- sync mode
+# A second table in sync mode: each transfer commits on both sides or on
+# neither (two-phase commit), so the modern side is compared right after the
+# workload, without waiting for any delivery.
+ACCOUNTS_DDL="CREATE TABLE public.accounts (id int PRIMARY KEY, balance bigint NOT NULL)"
+say "sync mode: public.accounts, dualwrite.enable('public.accounts', mode => 'sync')"
+legacy -c "$ACCOUNTS_DDL"
+modern -c "$ACCOUNTS_DDL"
+legacy -q -c "INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 100) g"
+modern -q -c "INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 100) g"
+legacy -q -o /dev/null -c "SELECT dualwrite.enable('public.accounts', mode => 'sync', target_server => 'modern')"
+cat >"$W/transfer.sql" <<'SQL'
+\set a random(1, 100)
+\set b 1 + (:a + random(0, 98)) % 100
+\set n random(1, 50)
+UPDATE accounts SET balance = balance + CASE WHEN id = :a THEN -:n ELSE :n END WHERE id IN (:a, :b);
+SQL
+chmod 644 "$W/transfer.sql"
+say "pgbench on legacy: $CLIENTS clients for 5s of transfers between 100 accounts (sync)"
+SYNC_RC=0
+pgdw_as_pg pgbench -n -h "$LEGACY" -p "$LPORT" -U postgres -c "$CLIENTS" -j 2 -T 5 \
+	-f "$W/transfer.sql" legacy >"$TMP/pgbench-sync.log" 2>&1 || SYNC_RC=$?
+grep -E '^(number of transactions actually processed|tps)' "$TMP/pgbench-sync.log" | sed 's/^/       pgbench: /' || true
+legacy -c "COPY (SELECT * FROM accounts ORDER BY id) TO STDOUT" >"$TMP/legacy-sync.copy"
+modern -c "COPY (SELECT * FROM accounts ORDER BY id) TO STDOUT" >"$TMP/modern-sync.copy"
+SYNC_SUM=$(modern -At -c "SELECT sum(balance) FROM accounts")
+say "right after the last commit: modern total balance $SYNC_SUM (100000 expected), prepared transactions left: $(modern -At -c 'SELECT count(*) FROM pg_prepared_xacts')"
+legacy -P pager=off -c "SELECT table_name, mode, sync_transactions, sync_fallbacks, in_doubt FROM dualwrite.status WHERE mode = 'sync'" | sed 's/^/       /'
+SYNC_OK=0
+if [[ $SYNC_RC -eq 0 ]] && cmp -s "$TMP/legacy-sync.copy" "$TMP/modern-sync.copy" && [[ $SYNC_SUM == 100000 ]]; then
+	SYNC_OK=1
+	say "sync mode: both sides identical at commit"
+else
+	say "sync mode: the sides differ (or pgbench failed, exit $SYNC_RC)"
+	diff "$TMP/legacy-sync.copy" "$TMP/modern-sync.copy" | head -n 10 | sed 's/^/       /' || true
+fi
+
+if [[ $DELIVERED == t ]] && cmp -s "$TMP/legacy.copy" "$TMP/modern.copy" && [[ $SYNC_OK == 1 ]]; then
 	say "PASS: both sides hold the same $LROWS rows"
 	exit 0
 fi

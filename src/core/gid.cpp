@@ -60,3 +60,6 @@ ParseGid(const std::string &gid)
 }
 
 } // namespace pgdw::core
+
+/* Proof that core/ stays PostgreSQL-free (see cpp_only.hpp). */
+#include "core/cpp_only.hpp"

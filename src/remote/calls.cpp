@@ -253,15 +253,20 @@ Exec(PGconn *conn, const char *sql)
 		RaiseRemoteError(conn, failed, sql);
 }
 
-/* The failed result is "undefined object" (42704): cleared, and true. */
+/* Collect the results; false (instead of raising) when the failure is
+ * "undefined object" (42704). */
 static bool
-IsMissing(PGresult *failed)
+CollectUnlessMissing(PGconn *conn, const char *sql)
 {
+	PGresult *failed = CollectResults(conn, sql);
+	if (failed == nullptr)
+		return true;
 	const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
-	if (state == nullptr || strcmp(state, "42704") != 0)
+	if (state != nullptr && strcmp(state, "42704") == 0) {
+		PQclear(failed);
 		return false;
-	PQclear(failed);
-	return true;
+	}
+	RaiseRemoteError(conn, failed, sql);
 }
 
 bool
@@ -269,24 +274,14 @@ ExecUnlessMissing(PGconn *conn, const char *sql)
 {
 	StartCall();
 	Send(conn, sql);
-	PGresult *failed = CollectResults(conn, sql);
-	if (failed == nullptr)
-		return true;
-	if (IsMissing(failed))
-		return false;
-	RaiseRemoteError(conn, failed, sql);
+	return CollectUnlessMissing(conn, sql);
 }
 
 bool
 WaitCommandUnlessMissing(PGconn *conn, const char *sql)
 {
 	StartCall();
-	PGresult *failed = CollectResults(conn, sql);
-	if (failed == nullptr)
-		return true;
-	if (IsMissing(failed))
-		return false;
-	RaiseRemoteError(conn, failed, sql);
+	return CollectUnlessMissing(conn, sql);
 }
 
 void

@@ -207,6 +207,13 @@ ResolveInDoubt()
 	slot->oldest_in_doubt = oldest;
 	if (clean)
 		slot->resolve_all = false;
+	/* No sync table and nothing left: a database that only uses async mode
+	 * keeps no extra connection open for the resolver. */
+	bool any_sync = false;
+	for (int i = 0; i < count && !any_sync; i++)
+		any_sync = cfgs[i]->sync;
+	if (!any_sync && left == 0)
+		DropResolverConnections();
 }
 
 } // namespace pgdw::sync

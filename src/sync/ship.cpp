@@ -84,6 +84,35 @@ SourceFor(Source *sources, int *nsources, Oid relid, Oid root)
 	return s;
 }
 
+/* The outbox row of a noted change, pinned in *buf; false if it is not
+ * visible to this transaction any more (a rolled-back subtransaction's) or
+ * not the noted one (its capture_seq differs). */
+static bool
+FetchNoted(Relation *outboxes, const Noted &noted, LOCKMODE lock, HeapTupleData *tup, Buffer *buf)
+{
+	uint32 gen = noted.pos.gen;
+	if (outboxes[gen] == nullptr)
+		outboxes[gen] = table_open(outbox::GenerationRelid(gen), lock);
+	tup->t_self = noted.pos.tid;
+	/* SnapshotSelf: our own rows, minus those of rolled-back subtransactions. */
+	if (!heap_fetch(outboxes[gen], SnapshotSelf, tup, buf, false))
+		return false;
+	bool isnull;
+	if (DatumGetInt32(heap_getattr(tup, outbox::kSeq, RelationGetDescr(outboxes[gen]), &isnull)) != noted.pos.seq) {
+		ReleaseBuffer(*buf);
+		return false;
+	}
+	return true;
+}
+
+static void
+CloseOutboxes(Relation *outboxes)
+{
+	for (int g = 0; g < outbox::kGenerations; g++)
+		if (outboxes[g] != nullptr)
+			table_close(outboxes[g], NoLock);
+}
+
 /* Prepare the table's statements on this connection once (pipelined). */
 static void
 EnsurePrepared(Session *session, Table *t)
@@ -135,25 +164,14 @@ ShipAndPrepare(Session *session, const Noted *noted, int n, const char *server, 
 		Table *t = TableFor(noted[i].root);
 		if (t == nullptr || strcmp(t->cfg->target_server, server) != 0)
 			continue;
-		uint32 gen = noted[i].pos.gen;
-		if (outboxes[gen] == nullptr)
-			outboxes[gen] = table_open(outbox::GenerationRelid(gen), AccessShareLock);
 		HeapTupleData tup;
-		tup.t_self = noted[i].pos.tid;
 		Buffer buf;
-		/* SnapshotSelf: our own rows, minus those of rolled-back subtransactions. */
-		if (!heap_fetch(outboxes[gen], SnapshotSelf, &tup, &buf, false))
+		if (!FetchNoted(outboxes, noted[i], AccessShareLock, &tup, &buf))
 			continue;
 		MemoryContext old = MemoryContextSwitchTo(row_cxt);
-		TupleDesc odesc = RelationGetDescr(outboxes[gen]);
+		TupleDesc odesc = RelationGetDescr(outboxes[noted[i].pos.gen]);
 		bool isnull;
 		Oid relid = DatumGetObjectId(heap_getattr(&tup, outbox::kRelid, odesc, &isnull));
-		int32 seq = DatumGetInt32(heap_getattr(&tup, outbox::kSeq, odesc, &isnull));
-		if (seq != noted[i].pos.seq) {
-			ReleaseBuffer(buf); /* not ours any more (cannot happen: the outbox is never vacuumed under us) */
-			MemoryContextSwitchTo(old);
-			continue;
-		}
 		char op = DatumGetChar(heap_getattr(&tup, outbox::kOp, odesc, &isnull));
 		uint32 layout = static_cast<uint32>(DatumGetInt32(heap_getattr(&tup, outbox::kLayout, odesc, &isnull)));
 		XLogRecPtr lsn = DatumGetLSN(heap_getattr(&tup, outbox::kLsn, odesc, &isnull));
@@ -190,9 +208,7 @@ ShipAndPrepare(Session *session, const Noted *noted, int n, const char *server, 
 	PGresult *failed = remote::PipelineEnd(session->conn, &failed_at);
 	if (failed != nullptr)
 		remote::RaiseResult(session->conn, failed, failed_at == 0 ? "BEGIN" : "sync changes");
-	for (int g = 0; g < outbox::kGenerations; g++)
-		if (outboxes[g] != nullptr)
-			table_close(outboxes[g], NoLock);
+	CloseOutboxes(outboxes);
 	for (int i = 0; i < nsources; i++)
 		table_close(sources[i].rel, NoLock);
 	MemoryContextDelete(row_cxt);
@@ -205,23 +221,14 @@ DeleteShipped(const Noted *noted, int n)
 	CommandCounterIncrement();
 	Relation outboxes[outbox::kGenerations] = {nullptr};
 	for (int i = 0; i < n; i++) {
-		uint32 gen = noted[i].pos.gen;
-		if (outboxes[gen] == nullptr)
-			outboxes[gen] = table_open(outbox::GenerationRelid(gen), RowExclusiveLock);
 		HeapTupleData tup;
-		tup.t_self = noted[i].pos.tid;
 		Buffer buf;
-		if (!heap_fetch(outboxes[gen], SnapshotSelf, &tup, &buf, false))
-			continue; /* a rolled-back subtransaction's */
-		bool isnull;
-		int32 seq = DatumGetInt32(heap_getattr(&tup, outbox::kSeq, RelationGetDescr(outboxes[gen]), &isnull));
+		if (!FetchNoted(outboxes, noted[i], RowExclusiveLock, &tup, &buf))
+			continue;
 		ReleaseBuffer(buf);
-		if (seq == noted[i].pos.seq)
-			simple_heap_delete(outboxes[gen], &tup.t_self);
+		simple_heap_delete(outboxes[noted[i].pos.gen], &tup.t_self);
 	}
-	for (int g = 0; g < outbox::kGenerations; g++)
-		if (outboxes[g] != nullptr)
-			table_close(outboxes[g], NoLock);
+	CloseOutboxes(outboxes);
 }
 
 } // namespace pgdw::sync
