@@ -182,7 +182,8 @@ for my $change (@changes)
 	is($modern->safe_psql('postgres', "SELECT v FROM t WHERE id = $id"),
 		"after: $what", "after $what: the row is on modern");
 	my $new = modern_conn_of($id);
-	isnt($new, $conn, "after $what: it ran on a new modern connection");
+	ok($new ne '' && $new ne $conn, "after $what: it ran on a new modern connection")
+	  or diag "before: $conn, after: $new";
 	my ($old_pid) = split /\|/, $conn;
 	ok(poll_until($modern, 'postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $old_pid",
 			't', 10),
@@ -200,10 +201,12 @@ my ($out, $err) = sq($s, "INSERT INTO t VALUES (201, 'after the modern restart')
 is($err, '', 'after a modern restart: the next sync transaction works, no error, no warning');
 is($modern->safe_psql('postgres', 'SELECT v FROM t WHERE id = 201'),
 	'after the modern restart', 'after a modern restart: the row is on modern');
-isnt(modern_conn_of(201), $conn, 'after a modern restart: on a new connection');
+my $after = modern_conn_of(201);
+ok($after ne '' && $after ne $conn, 'after a modern restart: on a new connection')
+  or diag "before: $conn, after: $after";
 ($out, $err) = sq($s, "INSERT INTO t VALUES (202, 'again')");
 is($err, '', 'after a modern restart: the transaction after that works too');
-is(modern_conn_of(202), modern_conn_of(201), 'after a modern restart: ... on the same new connection');
+is(modern_conn_of(202), $after, 'after a modern restart: ... on the same new connection');
 
 ($out, $err) = sq($s, 'SHOW dualwrite.sync_failure');
 is($out, 'error', 'the session ran with sync_failure = error');
