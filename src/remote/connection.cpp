@@ -13,6 +13,8 @@
  *-------------------------------------------------------------------------
  */
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <cerrno>
 
 #include "remote/internal.hpp"
 
@@ -57,6 +59,27 @@ ServerName(PGconn *conn)
 {
 	OpenConn *oc = FindOpen(conn);
 	return oc != nullptr ? oc->server : "?";
+}
+
+bool
+IsAlive(PGconn *conn)
+{
+	if (conn == nullptr || PQstatus(conn) != CONNECTION_OK || PQisBusy(conn) ||
+	    PQtransactionStatus(conn) != PQTRANS_IDLE)
+		return false;
+	/*
+	 * A server that shut down sent a FATAL ErrorResponse (libpq takes it for
+	 * a notice while idle) and closed the socket: the first read gets the
+	 * message, the second the end of file.  Then whatever is left: an idle
+	 * session is sent nothing, so any byte, or the end of file, means the
+	 * connection cannot be trusted.  None of this waits.
+	 */
+	for (int i = 0; i < 2; i++)
+		if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK)
+			return false;
+	char byte;
+	ssize_t n = recv(PQsocket(conn), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void

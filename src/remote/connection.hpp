@@ -51,6 +51,11 @@ void OwnByTransaction(PGconn *conn);
 /* Keep a connection open after the transaction ends (the worker's cache). */
 void KeepAcrossTransactions(PGconn *conn);
 
+/* Can an idle cached connection be used?  False if the server closed it
+ * (a restart), it is in the middle of something, or it has unread input.
+ * Never waits and never raises. */
+bool IsAlive(PGconn *conn);
+
 /* Close a connection now (NULL is fine). */
 void Disconnect(PGconn *conn);
 

@@ -67,7 +67,7 @@ ConnFor(const char *server, Oid userid)
 	Oid serverid = GetForeignServerByName(server, false)->serverid;
 	for (auto &c : conns)
 		if (c.conn != nullptr && c.serverid == serverid && c.userid == userid) {
-			if (PQstatus(c.conn) == CONNECTION_OK)
+			if (remote::IsAlive(c.conn))
 				return c.conn;
 			remote::Disconnect(c.conn);
 			c.conn = nullptr;

@@ -132,10 +132,10 @@ SessionFor(const char *server, Oid userid)
 			DropSession(s);
 	}
 	CollectPending(s);
-	/* A modern server that restarted since our last use closed the socket
-	 * (after a FATAL message): reading what is there, without waiting,
-	 * finds that, and we reconnect instead of failing the transaction. */
-	if (s->conn != nullptr && (!PQconsumeInput(s->conn) || PQstatus(s->conn) != CONNECTION_OK || PQisBusy(s->conn)))
+	/* A modern server that restarted since our last use closed the socket:
+	 * noticed here without a round trip, and we reconnect instead of failing
+	 * the transaction (test/t/021 section 4). */
+	if (s->conn != nullptr && !remote::IsAlive(s->conn))
 		DropSession(s);
 	if (s->conn == nullptr) {
 		s->serverid = fs->serverid;

@@ -26,6 +26,7 @@ extern "C" {
 #include "access/detoast.h"
 #include "access/heapam.h"
 #include "access/table.h"
+#include "access/xlog.h"
 #include "storage/bufmgr.h"
 #include "utils/pg_lsn.h"
 #include "utils/lsyscache.h"
@@ -200,6 +201,15 @@ ShipAndPrepare(Session *session, const Noted *noted, int n, const char *server, 
 	}
 	if (truncate.len > 0)
 		remote::PipelineExec(session->conn, truncate.data);
+	/*
+	 * The gid names our transaction id.  Before the modern side can prepare
+	 * under it, that id must be on disk here: otherwise a legacy crash could
+	 * lose every record of it, recovery would hand the same id to a new
+	 * transaction, and the resolver would settle the prepared transaction by
+	 * that stranger's fate (test/t/019 section 1b).  The flush overlaps with
+	 * the modern side applying the rows sent so far.
+	 */
+	XLogFlush(XactLastRecEnd);
 	char prepare[256];
 	snprintf(prepare, sizeof(prepare), "PREPARE TRANSACTION '%s'", gid); /* digits and '_' only */
 	remote::PipelineExec(session->conn, prepare);
