@@ -34,6 +34,7 @@
 extern "C" {
 #include "access/transam.h"
 #include "access/xlog.h"
+#include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "storage/procarray.h"
 #include "utils/timestamp.h"
@@ -164,6 +165,42 @@ ResolveServer(const char *server, Oid userid, const char *like, int *left, Times
 	}
 }
 
+/* The target servers of flagged tables, with their delivering role and
+ * whether any of their tables is a sync table.  From the catalog only: no
+ * flagged table is opened, so the resolver never waits for (or deadlocks
+ * with) DDL on them. */
+struct Server {
+	char *name;
+	Oid deliver_as;
+	bool sync;
+};
+
+static Server *
+Servers(int *n)
+{
+	SPI_connect();
+	if (SPI_execute("SELECT t.target_server::text, COALESCE(s.deliver_as::oid, 0), "
+	                "pg_catalog.bool_or(t.mode OPERATOR(pg_catalog.=) 'sync') "
+	                "FROM dualwrite.tables t LEFT JOIN dualwrite.servers s "
+	                "ON s.server OPERATOR(pg_catalog.=) t.target_server GROUP BY 1, 2 ORDER BY 1",
+	                true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read dualwrite.tables");
+	*n = static_cast<int>(SPI_processed);
+	Server *servers = static_cast<Server *>(SPI_palloc(sizeof(Server) * (*n + 1)));
+	for (int i = 0; i < *n; i++) {
+		HeapTuple t = SPI_tuptable->vals[i];
+		TupleDesc d = SPI_tuptable->tupdesc;
+		bool isnull;
+		char *name = SPI_getvalue(t, d, 1);
+		servers[i].name = static_cast<char *>(SPI_palloc(strlen(name) + 1));
+		strcpy(servers[i].name, name);
+		servers[i].deliver_as = DatumGetObjectId(SPI_getbinval(t, d, 2, &isnull));
+		servers[i].sync = DatumGetBool(SPI_getbinval(t, d, 3, &isnull)) && !isnull;
+	}
+	SPI_finish();
+	return servers;
+}
+
 void
 ResolveInDoubt()
 {
@@ -172,7 +209,7 @@ ResolveInDoubt()
 		return;
 	bool all = slot->resolve_all;
 	int count = 0;
-	config::TableConfig **cfgs = config::LoadAll(&count);
+	Server *servers = Servers(&count);
 	char prefix[128];
 	pg_entry([&] {
 		std::string p = core::GidPrefix(GetSystemIdentifier(), MyDatabaseId);
@@ -188,20 +225,18 @@ ResolveInDoubt()
 
 	int left = 0;
 	TimestampTz oldest = 0;
-	bool clean = true;
-	const char *done[kMaxResolverConns];
-	int ndone = 0;
-	for (int i = 0; i < count; i++) {
-		const config::TableConfig *cfg = cfgs[i];
-		if (!cfg->sync && !all)
+	bool clean = true, any_sync = false;
+	for (int i = 0; i < count && i < kMaxResolverConns; i++) {
+		any_sync = any_sync || servers[i].sync;
+		if (!servers[i].sync && !all)
 			continue;
-		bool seen = false;
-		for (int j = 0; j < ndone && !seen; j++)
-			seen = strcmp(done[j], cfg->target_server) == 0;
-		if (seen || ndone == kMaxResolverConns)
+		/* As the worker: never through a mapping the server's owner could abuse. */
+		if (OidIsValid(servers[i].deliver_as) &&
+		    config::ServerTrustProblem(servers[i].name, servers[i].deliver_as) != nullptr) {
+			clean = false;
 			continue;
-		done[ndone++] = cfg->target_server;
-		ResolveServer(cfg->target_server, cfg->deliver_as, prefix, &left, &oldest, &clean);
+		}
+		ResolveServer(servers[i].name, servers[i].deliver_as, prefix, &left, &oldest, &clean);
 	}
 	slot->in_doubt = left;
 	slot->oldest_in_doubt = oldest;
@@ -209,9 +244,6 @@ ResolveInDoubt()
 		slot->resolve_all = false;
 	/* No sync table and nothing left: a database that only uses async mode
 	 * keeps no extra connection open for the resolver. */
-	bool any_sync = false;
-	for (int i = 0; i < count && !any_sync; i++)
-		any_sync = cfgs[i]->sync;
 	if (!any_sync && left == 0)
 		DropResolverConnections();
 }
