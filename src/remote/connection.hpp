@@ -115,6 +115,8 @@ void PipelinePrepare(PGconn *conn, const char *name, const char *sql, int nparam
 void PipelineExecPrepared(PGconn *conn, const char *name, int nparams, const char *const *values);
 void PipelineExec(PGconn *conn, const char *sql);
 PGresult *PipelineEnd(PGconn *conn, int *failed_command);
+/* Send what is buffered now, so the server works while we do (no Sync). */
+void PipelineSend(PGconn *conn);
 
 /* Raise the remote error of a failed result (cleared), naming the server. */
 [[noreturn]] void RaiseResult(PGconn *conn, PGresult *res, const char *sql);

@@ -41,6 +41,12 @@ FlushAll(PGconn *conn)
 }
 
 void
+PipelineSend(PGconn *conn)
+{
+	FlushAll(conn);
+}
+
+void
 PipelineBegin(PGconn *conn)
 {
 	StartCall();

@@ -209,6 +209,7 @@ ShipAndPrepare(Session *session, const Noted *noted, int n, const char *server, 
 	 * that stranger's fate (test/t/019 section 1b).  The flush overlaps with
 	 * the modern side applying the rows sent so far.
 	 */
+	remote::PipelineSend(session->conn);
 	XLogFlush(XactLastRecEnd);
 	char prepare[256];
 	snprintf(prepare, sizeof(prepare), "PREPARE TRANSACTION '%s'", gid); /* digits and '_' only */
