@@ -490,8 +490,21 @@ AfterCommit()
 		XLogFlush(XactLastCommitEnd);
 		Pause(guc::kPauseAfterLocalCommit, "after_local_commit");
 	}
+	/*
+	 * Interrupts are held here (CommitTransaction), so this wait cannot be
+	 * cancelled.  Waiting long gains nothing: the local commit stands and the
+	 * resolver commits the prepared transaction anyway.  So the client gets
+	 * its COMMIT back within dualwrite.connect_timeout (10 s) at the most,
+	 * even from a modern side that stopped answering.  CommitOne never raises,
+	 * so the setting is always put back.
+	 */
+	int saved_timeout = guc::remote_timeout_ms;
+	int bound = guc::connect_timeout_s * 1000;
+	if (bound > 0 && (saved_timeout == 0 || saved_timeout > bound))
+		guc::remote_timeout_ms = bound;
 	for (int i = 0; i < nprepared; i++)
 		CommitOne(i);
+	guc::remote_timeout_ms = saved_timeout;
 	for (int i = 0; i < ncounted; i++)
 		shm::CountSyncTransaction(counted[i], counted_fallback);
 }
