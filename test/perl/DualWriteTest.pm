@@ -46,6 +46,7 @@ our @EXPORT = qw(
   wait_delivered show_state
   table_text sides_equal
   log_offset no_crash
+  pgbench_script_opts
   $WORKER_RUNNING
 );
 
@@ -453,6 +454,33 @@ sub no_crash
 	my $ok = ok(!@bad, $test_name);
 	diag $node->name . " log: $_" for @bad[ 0 .. ($#bad < 19 ? $#bad : 19) ];
 	return $ok;
+}
+
+=pod
+
+=item pgbench_script_opts(%scripts)
+
+%scripts maps a name to [weight, body]: each body is written to a file of
+its own in a new temp dir, and the pgbench options that run them with their
+weights (-f file@weight ..., in name order) are returned.
+
+=cut
+
+sub pgbench_script_opts
+{
+	my (%scripts) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir('pgbench');
+	my @opts;
+	for my $name (sort keys %scripts)
+	{
+		my ($weight, $body) = @{ $scripts{$name} };
+		my $file = "$dir/$name.sql";
+		open my $fh, '>', $file or die "cannot write $file: $!";
+		print $fh $body;
+		close $fh;
+		push @opts, '-f', "$file\@$weight";
+	}
+	return @opts;
 }
 
 1;

@@ -109,7 +109,6 @@ my $reader = IPC::Run::start(
 
 # Deadlock-free: transfers lock their two accounts in id order, a shuffle
 # excludes every transfer.
-my $script_dir = PostgreSQL::Test::Utils::tempdir('pgbench');
 my %scripts = (
 	transfer => [
 		20, q{
@@ -135,16 +134,7 @@ UPDATE accounts SET balance = balance + CASE WHEN id % 2 = 0 THEN 3 ELSE -3 END
 END;
 }
 	]);
-my @script_opts;
-for my $name (sort keys %scripts)
-{
-	my ($weight, $body) = @{ $scripts{$name} };
-	my $file = "$script_dir/$name.sql";
-	open my $fh, '>', $file or die "cannot write $file: $!";
-	print $fh $body;
-	close $fh;
-	push @script_opts, '-f', "$file\@$weight";
-}
+my @script_opts = pgbench_script_opts(%scripts);
 my ($bench_out, $bench_err) = ('', '');
 my $bench = IPC::Run::run(
 	[

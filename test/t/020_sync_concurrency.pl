@@ -82,7 +82,6 @@ $legacy->safe_psql('postgres',
 is($modern->safe_psql('postgres', 'SELECT count(*), sum(balance) FROM accounts'),
 	"$NACCOUNTS|$TOTAL", 'the accounts are on modern when the sync INSERT returns');
 
-my $script_dir = PostgreSQL::Test::Utils::tempdir('pgbench');
 my %scripts = (
 	transfer => [
 		3, qq{
@@ -103,16 +102,7 @@ END;
 UPDATE accounts SET hits = hits + 1 WHERE id = :a;
 }
 	]);
-my @script_opts;
-for my $name (sort keys %scripts)
-{
-	my ($weight, $body) = @{ $scripts{$name} };
-	my $file = "$script_dir/$name.sql";
-	open my $fh, '>', $file or die "cannot write $file: $!";
-	print $fh $body;
-	close $fh;
-	push @script_opts, '-f', "$file\@$weight";
-}
+my @script_opts = pgbench_script_opts(%scripts);
 
 # Starts pgbench: $clients clients of $TXNS transactions each, with the given
 # sync_remote_commit.  Returns a handle for finish_bench().
