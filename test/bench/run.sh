@@ -59,14 +59,10 @@ declare -A VDB=([none]=bench_none [plpgsql]=bench_plpgsql [dualwrite]=bench_dw)
 
 export PGTZ=UTC PGDATESTYLE=ISO,YMD   # same text output on both sides
 
-say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+BENCH_TAG=bench
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 now() { printf '%s\n' "$EPOCHREALTIME"; }
-calc() { awk "BEGIN { printf \"%.6f\", $1 }" /dev/null; }   # calc 'EXPR' -> number
-fmt() { awk -v v="$2" "BEGIN { printf \"$1\", v }" /dev/null; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
-	if (NR == 0) { print "nan"; exit }
-	if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 for v in DRAIN_ROWS DRAIN_TXNS CONT_ROWS CONT_TXN_ROWS CONT_CLIENTS; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
@@ -78,42 +74,14 @@ done
 	die "BENCH_CAPTURE_DELIVERY must be concurrent or paused"
 
 # ------------------------------------------------------------------ set-up
-if [[ ${BENCH_BUILD:-0} == 1 ]]; then
-	say "building and installing pg_dualwrite"
-	make -C "$ROOT" -s -j"$(nproc)" >/dev/null && make -C "$ROOT" -s install >/dev/null || die "build failed"
-fi
-[[ -f $("$PG_CONFIG" --pkglibdir)/pg_dualwrite.so ]] || die "pg_dualwrite is not installed (make install, or BENCH_BUILD=1)"
+bench_require_build
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-TMP=$(pgdw_mktemp pg_dualwrite-bench) || die "cannot create a temp dir"
-mkdir -p "$RESULTS"
-cleanup() {
-	local rc=$?
-	set +e
-	trap - EXIT INT TERM
-	[[ -n ${POLL_PID:-} ]] && kill "$POLL_PID" 2>/dev/null
-	if [[ ${#PGDW_STARTED_CLUSTERS[@]} -gt 0 ]]; then
-		say "stopping the clusters"
-		pgdw_stop_all
-	fi
-	for c in legacy modern; do
-		[[ -f $TMP/$c/server.log ]] && cp "$TMP/$c/server.log" "$RESULTS/$c.log"
-	done
-	if [[ -n ${BENCH_KEEP_TMP:-} ]]; then say "kept $TMP"; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cd "$TMP"   # the postgres user must be able to use the current directory
-
-LEGACY=$TMP/legacy
-MODERN=$TMP/modern
-COMMON_CONF=("fsync = on" "shared_buffers = 1GB" "max_wal_size = 4GB" "checkpoint_timeout = 30min"
-	"max_connections = 60" "log_min_messages = warning" "log_checkpoints = off")
-say "temp dir $TMP; results go to $RESULTS"
-pgdw_cluster_init "$LEGACY" "${COMMON_CONF[@]}" "shared_preload_libraries = 'pg_dualwrite'" \
+bench_on_exit() { [[ -n ${POLL_PID:-} ]] && kill "$POLL_PID" 2>/dev/null; }
+bench_setup pg_dualwrite-bench ""
+pgdw_cluster_init "$LEGACY" "${BENCH_COMMON_CONF[@]}" "shared_preload_libraries = 'pg_dualwrite'" \
 	"wal_level = logical" "dualwrite.retry_backoff_max = 5000"
-pgdw_cluster_init "$MODERN" "${COMMON_CONF[@]}"
+pgdw_cluster_init "$MODERN" "${BENCH_COMMON_CONF[@]}"
 pgdw_cluster_start "$LEGACY"
 pgdw_cluster_start "$MODERN"
 LPORT=$(pgdw_port "$LEGACY")

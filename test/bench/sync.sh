@@ -65,13 +65,9 @@ declare -A WLABEL=([insert]="W1 insert" [mix]="W2 mix" [ten]="W3 10-row")
 
 export PGTZ=UTC PGDATESTYLE=ISO,YMD   # same text output on both sides
 
-say() { printf '[sync-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '[sync-bench] ERROR: %s\n' "$*" >&2; exit 1; }
-calc() { awk "BEGIN { printf \"%.6f\", $1 }" /dev/null; }   # calc 'EXPR' -> number
-fmt() { awk -v v="$2" "BEGIN { printf \"$1\", v }" /dev/null; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
-	if (NR == 0) { print "nan"; exit }
-	if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+BENCH_TAG=sync-bench
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 for v in SECS ROUNDS CLIENTS THREADS ROWS SHIP_SECONDS SHIP_ROWS; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer"
@@ -82,44 +78,16 @@ for v in "${VARIANTS[@]}"; do [[ -n ${VLABEL[$v]:-} ]] || die "unknown variant $
 for wl in $WORKLOADS; do [[ -n ${WLABEL[$wl]:-} ]] || die "unknown workload $wl (insert mix ten)"; done
 
 # ------------------------------------------------------------------ set-up
-if [[ ${BENCH_BUILD:-0} == 1 ]]; then
-	say "building and installing pg_dualwrite"
-	make -C "$ROOT" -s -j"$(nproc)" >/dev/null && make -C "$ROOT" -s install >/dev/null || die "build failed"
-fi
-[[ -f $("$PG_CONFIG" --pkglibdir)/pg_dualwrite.so ]] || die "pg_dualwrite is not installed (make install, or BENCH_BUILD=1)"
+bench_require_build
 [[ -f $("$PG_CONFIG" --pkglibdir)/postgres_fdw.so ]] || die "postgres_fdw is not installed (postgresql-15 ships it)"
 
 CHECKS=()
 OTHERS=$(pgrep -c -f '/prove |/pg_regress |/pg_isolation_regress |/pgbench ' 2>/dev/null || true)
 [[ ${OTHERS:-0} -gt 0 ]] && CHECKS+=("WARNING: $OTHERS test/bench processes (prove, pg_regress, pgbench) were running at the start: absolute numbers are disturbed")
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-TMP=$(pgdw_mktemp pg_dualwrite-syncbench) || die "cannot create a temp dir"
-mkdir -p "$RESULTS"
-cleanup() {
-	local rc=$?
-	set +e
-	trap - EXIT INT TERM
-	if [[ ${#PGDW_STARTED_CLUSTERS[@]} -gt 0 ]]; then
-		say "stopping the clusters"
-		pgdw_stop_all
-	fi
-	for c in legacy modern; do
-		[[ -f $TMP/$c/server.log ]] && cp "$TMP/$c/server.log" "$RESULTS/sync-$c.log"
-	done
-	if [[ -n ${BENCH_KEEP_TMP:-} ]]; then say "kept $TMP"; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cd "$TMP"   # the postgres user must be able to use the current directory
-
-LEGACY=$TMP/legacy
-MODERN=$TMP/modern
-COMMON_CONF=("fsync = on" "shared_buffers = 1GB" "max_wal_size = 4GB" "checkpoint_timeout = 30min"
-	"max_connections = 60" "log_min_messages = warning" "log_checkpoints = off")
-say "temp dir $TMP; results go to $RESULTS"
-pgdw_cluster_init "$LEGACY" "${COMMON_CONF[@]}" "shared_preload_libraries = 'pg_dualwrite'"
-pgdw_cluster_init "$MODERN" "${COMMON_CONF[@]}" "max_prepared_transactions = 100"
+bench_setup pg_dualwrite-syncbench sync-
+pgdw_cluster_init "$LEGACY" "${BENCH_COMMON_CONF[@]}" "shared_preload_libraries = 'pg_dualwrite'"
+pgdw_cluster_init "$MODERN" "${BENCH_COMMON_CONF[@]}" "max_prepared_transactions = 100"
 pgdw_cluster_start "$LEGACY"
 pgdw_cluster_start "$MODERN"
 LPORT=$(pgdw_port "$LEGACY")
