@@ -72,9 +72,16 @@ bool
 Backlog(Oid relid)
 {
 	Shared *sh = Require();
+	/* Every sync commit asks: shared, unless the entry must be created. */
+	LWLockAcquire(sh->lock, LW_SHARED);
+	SyncTable *e = Find(sh, MyDatabaseId, relid);
+	bool backlog = e != nullptr && e->queued != e->delivered;
+	LWLockRelease(sh->lock);
+	if (e != nullptr)
+		return backlog;
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
-	SyncTable *e = FindOrCreate(sh, relid);
-	bool backlog = e->queued != e->delivered;
+	e = FindOrCreate(sh, relid);
+	backlog = e->queued != e->delivered;
 	LWLockRelease(sh->lock);
 	return backlog;
 }
@@ -154,6 +161,7 @@ CountSyncTransaction(Oid relid, bool fallback)
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 	SyncTable *e = Find(sh, MyDatabaseId, relid);
 	if (e != nullptr) {
+		e->used_at = GetCurrentTimestamp(); /* in use: not the entry to reuse */
 		e->transactions++;
 		if (fallback)
 			e->fallbacks++;
