@@ -342,10 +342,56 @@ CREATE TABLE dualwrite.reconcile_runs (
     differences       bigint      NOT NULL,  -- reported (persisting) differences
     repaired          bigint      NOT NULL,  -- repairs appended to the outbox
     bytes_transferred bigint      NOT NULL,  -- queries and results across the network (approximate)
-    repair            boolean     NOT NULL
+    repair            boolean     NOT NULL,
+    mode              text        NOT NULL DEFAULT 'full' CHECK (mode IN ('full', 'incremental')),
+    full_reason       text                   -- why the run was full (NULL: incremental)
 );
 COMMENT ON TABLE dualwrite.reconcile_runs IS 'the runs of dualwrite.reconcile(), shown in dualwrite.status';
 REVOKE ALL ON dualwrite.reconcile_runs FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Incremental reconcile (src/verify/incremental.hpp): a full run leaves a
+-- baseline; from its start the worker records the key of every change it
+-- applies to the table; the next run compares only those keys.
+------------------------------------------------------------------------------
+CREATE TABLE dualwrite._reconcile_state (
+    relid        oid         PRIMARY KEY,
+    baseline_at  timestamptz NOT NULL,  -- start of the full run it rests on
+    untrusted    text,                  -- NULL, or why the next run must be full
+    cleared_seq  bigint      NOT NULL   -- keys recorded up to this seq are compared
+);
+-- Written only by the worker (and a run's unresolved differences), never
+-- updated, so the worker's inserts never conflict with a running reconcile.
+CREATE TABLE dualwrite._reconcile_dirty (
+    relid  oid    NOT NULL,
+    key    text   NOT NULL,  -- the key columns' text, COPY-escaped, tab-separated
+    seq    bigint NOT NULL   -- dualwrite._reconcile_dirty_seq when recorded
+);
+CREATE INDEX ON dualwrite._reconcile_dirty (relid, key, seq);
+CREATE SEQUENCE dualwrite._reconcile_dirty_seq;
+REVOKE ALL ON dualwrite._reconcile_state, dualwrite._reconcile_dirty, dualwrite._reconcile_dirty_seq FROM PUBLIC;
+
+-- What the next reconcile(tbl) will do, and why: 'incremental: ...' or
+-- 'full: <reason>'.  The one place of the rule (reconcile asks it too).
+CREATE FUNCTION dualwrite._reconcile_next(tbl regclass) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN t.mode OPERATOR(pg_catalog.=) 'sync'
+            THEN 'full: a sync-mode table (its sessions ship changes; their keys are not recorded)'
+        WHEN s.relid IS NULL THEN 'full: no baseline yet (no full run since enable)'
+        WHEN s.untrusted IS NOT NULL THEN 'full: ' OPERATOR(pg_catalog.||) s.untrusted
+        WHEN dualwrite._capture_skipped_at() OPERATOR(pg_catalog.>=) s.baseline_at
+            THEN 'full: capture was off (dualwrite.enabled) at '
+                 OPERATOR(pg_catalog.||) dualwrite._capture_skipped_at()::text
+        ELSE 'incremental: ' OPERATOR(pg_catalog.||)
+             (SELECT pg_catalog.count(DISTINCT d.key) FROM dualwrite._reconcile_dirty d
+              WHERE d.relid OPERATOR(pg_catalog.=) s.relid AND d.seq OPERATOR(pg_catalog.>) s.cleared_seq)::text
+             OPERATOR(pg_catalog.||) ' changed keys since ' OPERATOR(pg_catalog.||) s.baseline_at::text
+    END
+    FROM dualwrite.tables t
+    LEFT JOIN dualwrite._reconcile_state s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
+    WHERE t.tbl::oid OPERATOR(pg_catalog.=) $1::oid
+$$;
 
 ------------------------------------------------------------------------------
 -- Backfill (src/backfill/backfill.hpp): the rows that existed before capture
@@ -458,6 +504,7 @@ SELECT t.tbl                                           AS table_name,
        END                                             AS capture,
        r.finished_at                                   AS last_reconcile_at,
        r.differences                                   AS last_reconcile_differences,
+       dualwrite._reconcile_next(t.tbl)                AS reconcile_next,
        bf.state                                        AS backfill_state,
        bf.rows_done                                    AS backfill_rows,
        -- sync mode (since the server started): transactions shipped at
@@ -650,13 +697,13 @@ COMMENT ON FUNCTION dualwrite.remote_checksum(regclass, text[], text[]) IS
 -- remote_checksum connects as the server's delivering role: not for PUBLIC.
 REVOKE ALL ON FUNCTION dualwrite.remote_checksum(regclass, text[], text[]) FROM PUBLIC;
 
-CREATE FUNCTION dualwrite.reconcile(tbl regclass, repair boolean DEFAULT false)
+CREATE FUNCTION dualwrite.reconcile(tbl regclass, repair boolean DEFAULT false, "full" boolean DEFAULT false)
 RETURNS TABLE (key jsonb, kind text, columns text[])
     AS 'MODULE_PATHNAME', 'dualwrite_reconcile' LANGUAGE C VOLATILE
     SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION dualwrite.reconcile(regclass, boolean) IS
-    'rows in which the modern table differs from the legacy one (missing, extra, different: which columns); repair => true queues the legacy image (or a delete) through the outbox';
-REVOKE ALL ON FUNCTION dualwrite.reconcile(regclass, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION dualwrite.reconcile(regclass, boolean, boolean) IS
+    'rows in which the modern table differs from the legacy one (missing, extra, different: which columns); repair => true queues the legacy image (or a delete) through the outbox; incremental after a full run unless full => true';
+REVOKE ALL ON FUNCTION dualwrite.reconcile(regclass, boolean, boolean) FROM PUBLIC;
 
 -- A new database with pg_dualwrite: let the launcher start its worker now.
 SELECT dualwrite._wake();

@@ -414,6 +414,9 @@ DeleteTableRow(Oid relid)
 	uint64 deleted = SpiWithOid("DELETE FROM dualwrite.tables WHERE tbl::oid = $1", relid, SPI_OK_DELETE);
 	SpiWithOid("DELETE FROM dualwrite._table_stats WHERE relid = $1", relid, SPI_OK_DELETE);
 	SpiWithOid("DELETE FROM dualwrite._held WHERE relid = $1", relid, SPI_OK_DELETE);
+	/* a later enable() starts without a reconcile baseline */
+	SpiWithOid("DELETE FROM dualwrite._reconcile_state WHERE relid = $1", relid, SPI_OK_DELETE);
+	SpiWithOid("DELETE FROM dualwrite._reconcile_dirty WHERE relid = $1", relid, SPI_OK_DELETE);
 	/* The caller's lock waited for every writer of the table: all of its
 	 * captured changes are settled.  Drop them, so enabling the table again
 	 * later does not deliver changes from before this disable. */

@@ -29,6 +29,7 @@ int connect_timeout_s = 10;
 int remote_timeout_ms = 120000;
 int max_result_kb = 16 * 1024;
 int max_sort_keys = 2 * 1024 * 1024;
+int reconcile_track_max = 1000000;
 int batch_bytes_kb = 64 * 1024;
 
 int sync_failure = kSyncFailError;
@@ -146,6 +147,13 @@ DefineSettings()
 	                                     "after dualwrite.batch_size changes."),
 	                        &batch_bytes_kb, 64 * 1024, 64, 4 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_KB, nullptr,
 	                        nullptr, nullptr);
+
+	/* Beyond it an incremental reconcile would cost about as much as a full
+	 * one, and the record would keep growing: stop recording, run full. */
+	DefineCustomIntVariable("dualwrite.reconcile_track_max",
+	                        gettext_noop("Changed keys recorded per table for the next incremental reconcile."),
+	                        gettext_noop("When more keys change, recording stops and the next reconcile is full."),
+	                        &reconcile_track_max, 1000000, 1, INT_MAX, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 
 	DefineCustomIntVariable("dualwrite.naptime", gettext_noop("Time the worker waits between idle drain rounds."),
 	                        nullptr, &naptime_ms, 100, 10, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,

@@ -23,6 +23,7 @@ extern int connect_timeout_s;    /* dualwrite.connect_timeout */
 extern int max_sort_keys;        /* dualwrite.max_sort_keys: memory bound of a drain pass */
 extern int batch_bytes_kb;       /* dualwrite.batch_bytes: image bytes per batch (kB) */
 extern int remote_timeout_ms;    /* dualwrite.remote_timeout: longest remote call, in total */
+extern int reconcile_track_max;  /* dualwrite.reconcile_track_max: changed keys kept per table */
 extern int max_result_kb;        /* dualwrite.max_result_size: most a remote call may receive (kB) */
 
 /* Sync mode (src/sync). */

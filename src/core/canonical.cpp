@@ -209,8 +209,11 @@ FieldSql(const CanonicalColumn &col, const std::string &ref)
 	       " || int4send(length(" + payload + ")) || " + payload + " END";
 }
 
-std::string
-TableChecksumSql(const std::vector<CanonicalColumn> &colsIn, const std::string &relation, const std::string &where)
+/* The figures query, optionally one row per value of `group` (an SQL
+ * expression over alias t, returned first as column g). */
+static std::string
+FiguresSql(const std::vector<CanonicalColumn> &colsIn, const std::string &relation, const std::string &where,
+           const std::string &group)
 {
 	std::vector<CanonicalColumn> cols = colsIn;
 	SortCanonical(cols);
@@ -224,26 +227,49 @@ TableChecksumSql(const std::vector<CanonicalColumn> &colsIn, const std::string &
 	if (row.empty())
 		row = "''::bytea";
 
-	std::string sql = "SELECT s.n AS row_count, decode(";
+	std::string sql = group.empty() ? "SELECT " : "SELECT s.g, ";
+	sql += "s.n AS row_count, decode(";
 	for (int i = 0; i < 8; i++) {
 		if (i > 0)
 			sql += " || ";
 		sql += "lpad(to_hex(c" + std::to_string(i) + " & 4294967295), 8, '0')";
 	}
-	sql += ", 'hex') AS checksum\nFROM (SELECT count(*)::int8 AS n";
+	sql += ", 'hex') AS checksum\nFROM (SELECT ";
+	if (!group.empty())
+		sql += "r.g, ";
+	sql += "count(*)::int8 AS n";
 	for (int i = 0; i < 8; i++)
 		sql += ", coalesce(sum(('x' || encode(substr(r.d, " + std::to_string(1 + 4 * i) +
 		       ", 4), 'hex'))::bit(32)::int8), 0)::int8 AS s" + std::to_string(i);
-	sql += "\n  FROM (SELECT sha256(" + row + ") AS d\n    FROM " + relation + " AS t";
+	sql += "\n  FROM (SELECT ";
+	if (!group.empty())
+		sql += group + " AS g, ";
+	sql += "sha256(" + row + ") AS d\n    FROM " + relation + " AS t";
 	if (!where.empty())
 		sql += " WHERE " + where;
-	sql += ") AS r) AS s";
+	sql += ") AS r";
+	if (!group.empty())
+		sql += " GROUP BY r.g";
+	sql += ") AS s";
 	/* carries, least significant limb (7) first */
 	sql += ",\n  LATERAL (SELECT s.s7 AS c7) AS l7";
 	for (int i = 6; i >= 0; i--)
 		sql += ", LATERAL (SELECT s.s" + std::to_string(i) + " + (c" + std::to_string(i + 1) + " >> 32) AS c" +
 		       std::to_string(i) + ") AS l" + std::to_string(i);
 	return sql;
+}
+
+std::string
+TableChecksumSql(const std::vector<CanonicalColumn> &cols, const std::string &relation, const std::string &where)
+{
+	return FiguresSql(cols, relation, where, "");
+}
+
+std::string
+GroupedChecksumSql(const std::vector<CanonicalColumn> &cols, const std::string &relation, const std::string &where,
+                   const std::string &group)
+{
+	return FiguresSql(cols, relation, where, group);
 }
 
 std::string

@@ -124,6 +124,14 @@ std::string TableChecksumSql(const std::vector<CanonicalColumn> &cols, const std
                              const std::string &where);
 
 /*
+ * The same figures per group: one row (g, row_count, checksum) per value
+ * of `group`, an SQL expression over alias t (reconcile's buckets); groups
+ * without rows are absent.
+ */
+std::string GroupedChecksumSql(const std::vector<CanonicalColumn> &cols, const std::string &relation,
+                               const std::string &where, const std::string &group);
+
+/*
  * A query over `relation` returning, per row: the key columns as text
  * (format('%s'), in the order given), then one hex SHA-256 per column of
  * field(name) field(value), columns in canonical order (reconcile's leaf

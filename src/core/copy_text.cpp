@@ -75,6 +75,20 @@ DecodeCopyField(const std::string &field)
 	return out;
 }
 
+std::vector<std::string>
+SplitKeyText(const std::string &text)
+{
+	std::vector<std::string> out;
+	size_t start = 0;
+	for (;;) {
+		size_t tab = text.find('\t', start);
+		out.push_back(DecodeCopyField(text.substr(start, tab == std::string::npos ? std::string::npos : tab - start)));
+		if (tab == std::string::npos)
+			return out;
+		start = tab + 1;
+	}
+}
+
 } // namespace pgdw::core
 
 /* Proof that core/ stays PostgreSQL-free (see cpp_only.hpp). */

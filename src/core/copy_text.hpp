@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace pgdw::core {
 
@@ -34,8 +35,15 @@ AppendCopyNull(std::string &out)
  */
 void StripLeadingFields(const std::string &in, int fields, std::string &out);
 
-/* Decode one COPY text field (inverse of AppendCopyField); for tests. */
+/* Decode one COPY text field (inverse of AppendCopyField). */
 std::string DecodeCopyField(const std::string &field);
+
+/*
+ * A key as one text (dualwrite._reconcile_dirty.key): the key columns'
+ * values as COPY fields (AppendCopyField) joined by tabs, which the
+ * escaping keeps out of the values.  SplitKeyText is the inverse.
+ */
+std::vector<std::string> SplitKeyText(const std::string &text);
 
 } // namespace pgdw::core
 

@@ -19,6 +19,25 @@ TypesCompatible(const ColumnType &legacy, const ColumnType &modern)
 	return legacy.category == 'N' && modern.category == 'N';
 }
 
+static int
+OrderFamily(const std::string &t)
+{
+	if (t == "smallint" || t == "integer" || t == "bigint")
+		return 1;
+	if (t == "text" || t == "character varying")
+		return 2;
+	return 0;
+}
+
+bool
+KeyOrderCompatible(const std::string &legacy, const std::string &modern)
+{
+	if (legacy == modern)
+		return true;
+	int f = OrderFamily(legacy);
+	return f != 0 && f == OrderFamily(modern);
+}
+
 } // namespace pgdw::core
 
 /* Proof that core/ stays PostgreSQL-free (see cpp_only.hpp). */

@@ -28,5 +28,13 @@ struct ColumnType {
  */
 bool TypesCompatible(const ColumnType &legacy, const ColumnType &modern);
 
+/*
+ * May reconcile compare keys of these types (format_type names of the base
+ * types) by range and by text?  Both sides must order the values alike
+ * and print them alike: the same type, or two integer types, or text and
+ * varchar (whose collations the caller compares).
+ */
+bool KeyOrderCompatible(const std::string &legacy, const std::string &modern);
+
 } // namespace pgdw::core
 

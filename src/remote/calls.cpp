@@ -293,11 +293,11 @@ WaitCommand(PGconn *conn, const char *sql)
 		RaiseRemoteError(conn, failed, sql);
 }
 
-PGresult *
-Query(PGconn *conn, const char *sql)
+/* The last tuples result of the running command (the caller PQclears it);
+ * raises the first remote error. */
+static PGresult *
+CollectQuery(PGconn *conn, const char *sql)
 {
-	StartCall();
-	Send(conn, sql);
 	PGresult *res, *last = nullptr, *failed = nullptr;
 	while ((res = NextResult(conn, sql)) != nullptr) {
 		ExecStatusType st = PQresultStatus(res);
@@ -325,6 +325,21 @@ Query(PGconn *conn, const char *sql)
 		RaiseRemoteError(conn, failed, sql);
 	}
 	return last;
+}
+
+PGresult *
+Query(PGconn *conn, const char *sql)
+{
+	StartCall();
+	Send(conn, sql);
+	return CollectQuery(conn, sql);
+}
+
+PGresult *
+WaitQuery(PGconn *conn, const char *sql)
+{
+	StartCall();
+	return CollectQuery(conn, sql);
 }
 
 void

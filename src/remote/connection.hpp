@@ -81,6 +81,10 @@ bool WaitCommandUnlessMissing(PGconn *conn, const char *sql);
  */
 PGresult *Query(PGconn *conn, const char *sql);
 
+/* Query in two halves (like SendCommand/WaitCommand): send it with
+ * SendCommand(), work meanwhile, collect the result with WaitQuery(). */
+PGresult *WaitQuery(PGconn *conn, const char *sql);
+
 /* Start COPY FROM STDIN with `sql`; then PutCopy() any number of times, then EndCopy(). */
 void BeginCopy(PGconn *conn, const char *sql);
 void PutCopy(PGconn *conn, const char *data, size_t len);

@@ -65,6 +65,14 @@ QueryShaped(PGconn *conn, const char *sql, const Shape &shape)
 	return res;
 }
 
+PGresult *
+WaitQueryShaped(PGconn *conn, const char *sql, const Shape &shape)
+{
+	PGresult *res = WaitQuery(conn, sql);
+	CheckShape(conn, res, shape);
+	return res;
+}
+
 const char *
 ValueText(PGconn *conn, PGresult *res, int row, int col, const Shape &shape, bool nullable)
 {

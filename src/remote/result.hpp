@@ -39,6 +39,8 @@ struct Shape {
 
 /* Query() whose result has `shape`; the caller PQclears it. */
 PGresult *QueryShaped(PGconn *conn, const char *sql, const Shape &shape);
+/* WaitQuery() whose result has `shape` (the query was sent with SendCommand). */
+PGresult *WaitQueryShaped(PGconn *conn, const char *sql, const Shape &shape);
 
 /* Check a result (NULL: none) against `shape`; on a mismatch it is cleared
  * and the error raised. */

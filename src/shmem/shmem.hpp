@@ -15,6 +15,7 @@
 
 #include "pg/pg.hpp"
 #include "shmem/sync_tables.hpp"
+#include "shmem/tracking.hpp"
 
 extern "C" {
 #include "port/atomics.h"
@@ -57,6 +58,7 @@ struct DbSlot {
 	int in_doubt;                  /* prepared, not yet resolved, at the last look */
 	TimestampTz oldest_in_doubt;   /* when the oldest of them was prepared, 0: none */
 	bool resolve_all;              /* look at every server, not only those of sync tables */
+	TrackingState tracking;        /* incremental reconcile (tracking.hpp) */
 };
 
 struct Shared {
@@ -66,6 +68,7 @@ struct Shared {
 	bool wake_requested;           /* also look at databases without the extension */
 	DbSlot slots[kMaxDatabases];
 	SyncTable sync_tables[kMaxSyncTables]; /* sync_tables.hpp */
+	TrackRequest track_requests[kMaxTrackRequests]; /* tracking.hpp */
 };
 
 /* Hooks, installed by _PG_init. */

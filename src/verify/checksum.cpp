@@ -21,6 +21,7 @@
  *-------------------------------------------------------------------------
  */
 #include "verify/checksum.hpp"
+#include "verify/reconcile.hpp"
 
 #include "boundary/boundary.hpp"
 #include "core/quote.hpp"
@@ -147,6 +148,19 @@ LegacyChecksum(const config::TableConfig *cfg, ArrayType *from, ArrayType *to)
 	return LegacyFigures(cfg, RangeCondition(cfg, fromv, tov, false));
 }
 
+void
+RowDigest(const ColumnCodec *codecs, int ncolumns, HeapTuple tup, TupleDesc desc, int offset, StringInfo buf,
+          unsigned char digest[32])
+{
+	resetStringInfo(buf);
+	for (int i = 0; i < ncolumns; i++) {
+		bool isnull;
+		Datum v = SPI_getbinval(tup, desc, offset + codecs[i].source + 1, &isnull);
+		AppendColumn(buf, &codecs[i], v, isnull);
+	}
+	Sha256(buf->data, buf->len, digest);
+}
+
 Checksum
 LegacyFigures(const config::TableConfig *cfg, const char *cond)
 {
@@ -189,14 +203,8 @@ LegacyFigures(const config::TableConfig *cfg, const char *cond)
 			HeapTuple tup = SPI_tuptable->vals[r];
 			TupleDesc d = SPI_tuptable->tupdesc;
 			MemoryContext prev = MemoryContextSwitchTo(rowcxt);
-			resetStringInfo(&row);
-			for (int i = 0; i < cfg->ncolumns; i++) {
-				bool isnull;
-				Datum v = SPI_getbinval(tup, d, codecs[i].source + 1, &isnull);
-				AppendColumn(&row, &codecs[i], v, isnull);
-			}
 			unsigned char digest[32];
-			Sha256(row.data, row.len, digest);
+			RowDigest(codecs, cfg->ncolumns, tup, d, 0, &row, digest);
 			core::Add256(result.sum, digest);
 			result.rows++;
 			MemoryContextSwitchTo(prev);
@@ -246,6 +254,21 @@ HexNibble(char c)
 	return -1;
 }
 
+bool
+ParseFigures(const char *count, const char *hex, Checksum *out)
+{
+	memset(out, 0, sizeof *out);
+	bool ok = strlen(hex) == 64 && strspn(count, "0123456789") == strlen(count) && count[0] != '\0';
+	for (int i = 0; ok && i < 32; i++) {
+		int hi = HexNibble(hex[2 * i]), lo = HexNibble(hex[2 * i + 1]);
+		ok = hi >= 0 && lo >= 0;
+		out->sum[i] = static_cast<unsigned char>(hi * 16 + lo);
+	}
+	if (ok)
+		out->rows = strtoll(count, nullptr, 10);
+	return ok;
+}
+
 PGconn *
 ConnectModern(const config::TableConfig *cfg)
 {
@@ -263,32 +286,36 @@ RemoteChecksum(const config::TableConfig *cfg, ArrayType *from, ArrayType *to)
 	return RemoteFigures(cfg, ConnectModern(cfg), cond, nullptr);
 }
 
-Checksum
-RemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond, int64 *bytes)
+char *
+SendRemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond, int64 *bytes)
 {
 	char *inner = ModernFiguresSql(cfg, cond);
 	char *sql = psprintf("SELECT q.row_count::text, pg_catalog.encode(q.checksum, 'hex') FROM (%s) AS q", inner);
 	if (bytes != nullptr)
 		*bytes += strlen(sql) + 100; /* the query, and a row of two short values */
+	remote::SendCommand(conn, sql);
+	return sql;
+}
+
+Checksum
+CollectRemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *sql)
+{
 	const remote::Shape shape = {psprintf("the checksum of target table %s", cfg->target_display), 2, 1, 1};
-	PGresult *res = remote::QueryShaped(conn, sql, shape);
-	const char *count = remote::ValueText(conn, res, 0, 0, shape);
-	const char *hex = remote::ValueText(conn, res, 0, 1, shape);
+	PGresult *res = remote::WaitQueryShaped(conn, sql, shape);
 	Checksum result;
-	memset(&result, 0, sizeof result);
-	bool ok = strlen(hex) == 64 && strspn(count, "0123456789") == strlen(count) && count[0] != '\0';
-	for (int i = 0; ok && i < 32; i++) {
-		int hi = HexNibble(hex[2 * i]), lo = HexNibble(hex[2 * i + 1]);
-		ok = hi >= 0 && lo >= 0;
-		result.sum[i] = static_cast<unsigned char>(hi * 16 + lo);
-	}
-	if (ok)
-		result.rows = strtoll(count, nullptr, 10);
+	bool ok = ParseFigures(remote::ValueText(conn, res, 0, 0, shape), remote::ValueText(conn, res, 0, 1, shape),
+	                       &result);
 	PQclear(res);
 	if (!ok)
 		ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION),
 		                errmsg("server \"%s\" returned an unexpected result for %s", cfg->target_server, shape.what)));
 	return result;
+}
+
+Checksum
+RemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond, int64 *bytes)
+{
+	return CollectRemoteFigures(cfg, conn, SendRemoteFigures(cfg, conn, cond, bytes));
 }
 
 } // namespace pgdw::verify

@@ -49,6 +49,10 @@ Checksum LegacyFigures(const config::TableConfig *cfg, const char *cond);
 char *ModernFiguresSql(const config::TableConfig *cfg, const char *cond);
 PGconn *ConnectModern(const config::TableConfig *cfg);
 Checksum RemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond, int64 *bytes);
+/* RemoteFigures in two halves, so the legacy side computes meanwhile:
+ * Send returns the query text that Collect needs. */
+char *SendRemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond, int64 *bytes);
+Checksum CollectRemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *sql);
 
 struct ColumnCodec;
 /* Codecs of the delivered columns, sorted; codec.source = index in cfg->columns. */

@@ -13,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include "worker/apply.hpp"
+#include "worker/tracking.hpp"
 
 #include "boundary/boundary.hpp"
 #include "core/apply_sql.hpp"
@@ -161,6 +162,7 @@ StageRow(Source *src, int64 ord, char op, bytea *image, uint32 layout)
 	char ordbuf[32];
 	int ordlen = snprintf(ordbuf, sizeof(ordbuf), INT64_FORMAT "\t%c", ord, op);
 	t.buf.append(ordbuf, ordlen);
+	bool first_key = true;
 	for (int c = 0; c < cfg->ncolumns; c++) {
 		int att = src->attnums[c] - 1;
 		t.buf.push_back('\t');
@@ -170,7 +172,12 @@ StageRow(Source *src, int64 ord, char op, bytea *image, uint32 layout)
 			continue;
 		}
 		char *text = OutputFunctionCall(&src->out[c], src->values[att]);
-		core::AppendCopyField(t.buf, text, strlen(text));
+		size_t len = strlen(text);
+		core::AppendCopyField(t.buf, text, len);
+		if (t.tracked && !t.keys_overflow && cfg->columns[c].is_key) {
+			StageKeyField(t, text, len, first_key); /* incremental reconcile */
+			first_key = false;
+		}
 	}
 	t.buf.push_back('\n');
 	t.only_inserts = (t.rows == 0 || t.only_inserts) && op == outbox::kInsert;

@@ -16,6 +16,7 @@
  *-------------------------------------------------------------------------
  */
 #include "worker/drain.hpp"
+#include "worker/tracking.hpp"
 
 #include "boundary/boundary.hpp"
 #include "config/catalog.hpp"
@@ -394,6 +395,7 @@ DrainRound()
 		LoadShapes(cfgs, n);
 		ResetApplyState(n);
 		MemoryContextSwitchTo(old);
+		BeginTracking();
 		ReleaseStaleHeldStreams();
 		round++;
 		result.has_tables = n > 0;
@@ -441,10 +443,12 @@ DrainRound()
 		if (result.applied > 0 && shm::TakeFault("after_remote_commit"))
 			ereport(FATAL, (errmsg("pg_dualwrite: test fault point \"after_remote_commit\" reached")));
 		RecordLocally();
+		SaveTracking();
 	}
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+	EndTracking(true);
 	pgstat_report_activity(STATE_IDLE, nullptr);
 	return result;
 }

@@ -31,6 +31,11 @@ struct Target {
 	uint32 stage_gen;  /* conn_gen the staging table was created under */
 	int64 applied;     /* committed on the modern side this round */
 	Stream *stream;
+	/* incremental reconcile (worker/tracking.hpp) */
+	bool tracked;       /* record the keys applied this round */
+	int64 dedupe_above; /* a key recorded with a higher seq need not be again */
+	std::string keys;   /* keys staged this round, '\n'-separated */
+	bool keys_overflow; /* more than fit in memory: the record is incomplete */
 };
 
 /* One captured relation (the flagged table, or one of its partitions). */

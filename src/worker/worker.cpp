@@ -16,6 +16,7 @@
 #include "outbox/image.hpp"
 #include "outbox/rotate.hpp"
 #include "worker/drain.hpp"
+#include "worker/tracking.hpp"
 #include "worker/holds.hpp"
 #include "shmem/shmem.hpp"
 #include "worker/worker.hpp"
@@ -111,6 +112,7 @@ RoundGuarded()
 		ErrorData *edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		EndTracking(false); /* staged keys are lost: the next round says so */
 		pgstat_report_activity(STATE_IDLE, nullptr);
 
 		bool connection_problem = false;

@@ -236,3 +236,17 @@ TEST(CopyTextRoundTrip, RowOfFieldsSplitsOnlyOnDelimiters)
 
 } // namespace
 } // namespace pgdw::core
+
+TEST(KeyText, SplitsEscapedFields)
+{
+	std::string key;
+	pgdw::core::AppendCopyField(key, "a\tb", 3);
+	key.push_back('\t');
+	pgdw::core::AppendCopyField(key, "c\\d\n", 4);
+	std::vector<std::string> parts = pgdw::core::SplitKeyText(key);
+	ASSERT_EQ(parts.size(), 2u);
+	EXPECT_EQ(parts[0], "a\tb");
+	EXPECT_EQ(parts[1], "c\\d\n");
+	EXPECT_EQ(pgdw::core::SplitKeyText("42"), std::vector<std::string>{"42"});
+	EXPECT_EQ(pgdw::core::SplitKeyText("").size(), 1u);
+}

@@ -104,3 +104,15 @@ TEST(TypesCompatible, DirectionMatters)
 
 } // namespace
 } // namespace pgdw::core
+
+TEST(KeyOrderCompatible, SameOrderAndText)
+{
+	using pgdw::core::KeyOrderCompatible;
+	EXPECT_TRUE(KeyOrderCompatible("integer", "integer"));
+	EXPECT_TRUE(KeyOrderCompatible("integer", "bigint"));
+	EXPECT_TRUE(KeyOrderCompatible("text", "character varying"));
+	EXPECT_TRUE(KeyOrderCompatible("uuid", "uuid"));
+	EXPECT_FALSE(KeyOrderCompatible("integer", "text"));  /* '10' < '9' as text */
+	EXPECT_FALSE(KeyOrderCompatible("integer", "numeric")); /* prints 5 vs 5.00 */
+	EXPECT_FALSE(KeyOrderCompatible("timestamp with time zone", "timestamp without time zone"));
+}
