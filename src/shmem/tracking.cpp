@@ -113,7 +113,9 @@ TrackingRoundStart(bool *restart)
 	*restart = !t.keys_known;
 	t.round_seq++;
 	t.in_round = true;
-	if (lost)
+	/* A request is younger than this shared memory: only keys staged and
+	 * lost since (a failed round) concern it, not the restart itself. */
+	if (t.keys_unsaved)
 		for (auto &r : sh->track_requests)
 			if (r.dboid == MyDatabaseId)
 				r.lost = true;
