@@ -239,15 +239,18 @@ FiguresSql(const std::vector<CanonicalColumn> &colsIn, const std::string &relati
 		sql += "r.g, ";
 	sql += "count(*)::int8 AS n";
 	for (int i = 0; i < 8; i++)
-		sql += ", coalesce(sum(('x' || encode(substr(r.d, " + std::to_string(1 + 4 * i) +
-		       ", 4), 'hex'))::bit(32)::int8), 0)::int8 AS s" + std::to_string(i);
+		sql += ", coalesce(sum(substring(r.b FROM " + std::to_string(1 + 32 * i) +
+		       " FOR 32)::int8), 0)::int8 AS s" + std::to_string(i);
+	/* The digest as bit(256), once per row; OFFSET 0 keeps the planner
+	 * from pulling the subquery up, which would compute the row's digest
+	 * once per limb (8 times: measured 8x slower). */
 	sql += "\n  FROM (SELECT ";
 	if (!group.empty())
 		sql += group + " AS g, ";
-	sql += "sha256(" + row + ") AS d\n    FROM " + relation + " AS t";
+	sql += "('x' || encode(sha256(" + row + "), 'hex'))::bit(256) AS b\n    FROM " + relation + " AS t";
 	if (!where.empty())
 		sql += " WHERE " + where;
-	sql += ") AS r";
+	sql += " OFFSET 0) AS r";
 	if (!group.empty())
 		sql += " GROUP BY r.g";
 	sql += ") AS s";
