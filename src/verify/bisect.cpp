@@ -3,19 +3,19 @@
  *    The full run of reconcile: find the rows in which the two tables may
  *    differ by bisecting KEY RANGES, level by level.
  *
- * The whole table's figures (row count, sum of row digests: checksum.hpp)
- * are compared first (reconcile.cpp); equal tables move one figure each
- * way.  Each level then takes every range whose figures differ and, per
- * range:
- *  - legacy reads the range once in key order (an index range scan) and
- *    cuts it into kFanout buckets of equal row count at the keys where
- *    they start (quantiles of the actual keys, so big key gaps do not
- *    matter), summing each bucket's figures as it goes;
- *  - modern computes the same buckets' figures in ONE grouped query (a
- *    CASE over the split keys, GROUP BY bucket: core::GroupedChecksumSql),
- *    sent before legacy reads the next range, so both sides work at once;
+ * Level by level, starting with the whole table, for every range whose
+ * figures (row count, sum of row digests: checksum.hpp) differ:
+ *  - legacy reads the range's keys once in key order (an index scan) and
+ *    takes the keys where kFanout tiles of equal row count start
+ *    (quantiles of the actual keys, so big key gaps do not matter);
+ *  - both sides then compute the figures of those buckets at the same
+ *    time: modern in ONE grouped query (a CASE over the split keys, GROUP
+ *    BY bucket: core::GroupedChecksumSql) sent first, legacy in one pass
+ *    meanwhile (the same CASE, digests in C++);
  *  - buckets whose figures differ go to the next level; a range of at most
  *    kLeafRows legacy rows is compared row by row (leaf.cpp).
+ * Equal tables cost one pass of each side (the root's buckets), and move
+ * kFanout figures each way.
  * With d differences this moves O(d * kFanout * log_kFanout n) figures
  * and O(d * kLeafRows) row digests; each level reads each differing range
  * once on each side.
@@ -52,38 +52,90 @@ constexpr int64 kLeafRows = 64;
 struct Range {
 	char **from, **to; /* NULL: unbounded */
 	Checksum l, m;
+	bool root;         /* the whole table: figures not known yet */
 };
 
-/* One range cut into buckets on legacy. */
+/* One range cut into buckets. */
 struct Buckets {
-	int n;                    /* buckets with rows */
+	int n;                    /* buckets */
 	char **start[kFanout];    /* key where bucket j >= 1 starts */
 	Checksum fig[kFanout];    /* legacy figures */
 	Checksum mfig[kFanout];   /* modern figures */
 	char *modern_sql;         /* the grouped query in flight */
 };
 
+/* Split keys of range r: the first key of each of kFanout tiles of equal
+ * legacy row count (quantiles of the actual keys: gaps do not matter).
+ * Reads only the key (an index scan). */
+static void
+SplitPoints(Run *run, const Range &r, Buckets *b)
+{
+	const config::TableConfig *cfg = run->cfg;
+	StringInfoData keys, outk, sql;
+	initStringInfo(&keys);
+	initStringInfo(&outk);
+	initStringInfo(&sql);
+	for (int k = 0; k < run->nkey; k++) {
+		appendStringInfo(&keys, "%st.%s", k ? ", " : "", quote_identifier(cfg->columns[run->keycols[k]].legacy_name));
+		appendStringInfo(&outk, "%ss.k%d", k ? ", " : "", k);
+	}
+	const char *cond = RangeCondition(cfg, r.from, r.to, false);
+	appendStringInfoString(&sql, "SELECT DISTINCT ON (s.tile) ");
+	appendStringInfoString(&sql, outk.data);
+	appendStringInfoString(&sql, " FROM (SELECT ");
+	for (int k = 0; k < run->nkey; k++)
+		appendStringInfo(&sql, "t.%s AS k%d, ", quote_identifier(cfg->columns[run->keycols[k]].legacy_name), k);
+	appendStringInfo(&sql, "pg_catalog.ntile(%d) OVER (ORDER BY %s) AS tile FROM %s AS t%s%s) AS s "
+	                       "ORDER BY s.tile, %s",
+	                 kFanout, keys.data,
+	                 quote_qualified_identifier(get_namespace_name(get_rel_namespace(cfg->relid)),
+	                                            get_rel_name(cfg->relid)),
+	                 cond[0] ? " WHERE " : "", cond, outk.data);
+	memset(b, 0, sizeof *b);
+	MemoryContext outer = CurrentMemoryContext;
+	SPI_connect();
+	if (SPI_execute(sql.data, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not split the key range of table %s", cfg->target_display);
+	MemoryContext spi = MemoryContextSwitchTo(outer);
+	b->n = Max(static_cast<int>(SPI_processed), 1);
+	for (uint64 i = 1; i < SPI_processed && i < static_cast<uint64>(kFanout); i++) {
+		b->start[i] = static_cast<char **>(palloc(sizeof(char *) * run->nkey));
+		for (int k = 0; k < run->nkey; k++)
+			b->start[i][k] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, k + 1);
+	}
+	MemoryContextSwitchTo(spi);
+	SPI_finish();
+}
+
+/* CASE WHEN <key> < start1 THEN 0 ... ELSE n-1 END, legacy or modern names. */
+static char *
+BucketExpr(const Run *run, const Buckets *b, bool modern)
+{
+	StringInfoData group;
+	initStringInfo(&group);
+	appendStringInfoString(&group, "CASE");
+	for (int j = 1; j < b->n; j++)
+		appendStringInfo(&group, " WHEN %s THEN %d", RangeCondition(run->cfg, nullptr, b->start[j], modern), j - 1);
+	appendStringInfo(&group, " ELSE %d END", b->n - 1);
+	return group.data;
+}
+
+/* The legacy figures of the buckets: one pass over the range (any order). */
 static void
 LegacyBuckets(Run *run, const Range &r, Buckets *b)
 {
 	const config::TableConfig *cfg = run->cfg;
-	StringInfoData keys, sql;
-	initStringInfo(&keys);
+	StringInfoData sql;
 	initStringInfo(&sql);
-	for (int k = 0; k < run->nkey; k++)
-		appendStringInfo(&keys, "%st.%s", k ? ", " : "", quote_identifier(cfg->columns[run->keycols[k]].legacy_name));
-	appendStringInfo(&sql, "SELECT %s", keys.data);
+	appendStringInfo(&sql, "SELECT %s", BucketExpr(run, b, false));
 	for (int i = 0; i < cfg->ncolumns; i++)
 		appendStringInfo(&sql, ", t.%s", quote_identifier(cfg->columns[i].legacy_name));
 	const char *cond = RangeCondition(cfg, r.from, r.to, false);
-	appendStringInfo(&sql, " FROM %s AS t%s%s ORDER BY %s",
+	appendStringInfo(&sql, " FROM %s AS t%s%s",
 	                 quote_qualified_identifier(get_namespace_name(get_rel_namespace(cfg->relid)),
 	                                            get_rel_name(cfg->relid)),
-	                 cond[0] ? " WHERE " : "", cond, keys.data);
+	                 cond[0] ? " WHERE " : "", cond);
 
-	memset(b, 0, sizeof *b);
-	int64 expected = Max(r.l.rows, 1);
-	int64 idx = 0;
 	MemoryContext outer = CurrentMemoryContext;
 	MemoryContext rowcxt = AllocSetContextCreate(outer, "dualwrite bucket rows", ALLOCSET_DEFAULT_SIZES);
 	StringInfoData row;
@@ -98,25 +150,17 @@ LegacyBuckets(Run *run, const Range &r, Buckets *b)
 		SPI_cursor_fetch(portal, true, 10000);
 		if (SPI_processed == 0)
 			break;
-		for (uint64 i = 0; i < SPI_processed; i++, idx++) {
+		for (uint64 i = 0; i < SPI_processed; i++) {
 			CHECK_FOR_INTERRUPTS();
 			HeapTuple tup = SPI_tuptable->vals[i];
 			TupleDesc d = SPI_tuptable->tupdesc;
-			/* rows may have been added since the parent's figures: the last bucket takes them */
-			int j = static_cast<int>(Min(idx * kFanout / expected, static_cast<int64>(kFanout - 1)));
-			if (j >= b->n) {
-				b->n = j + 1;
-				if (j > 0) {
-					MemoryContext prev = MemoryContextSwitchTo(outer);
-					b->start[j] = static_cast<char **>(palloc(sizeof(char *) * run->nkey));
-					for (int k = 0; k < run->nkey; k++)
-						b->start[j][k] = SPI_getvalue(tup, d, k + 1);
-					MemoryContextSwitchTo(prev);
-				}
-			}
+			bool isnull;
+			int j = DatumGetInt32(SPI_getbinval(tup, d, 1, &isnull));
+			if (isnull || j < 0 || j >= b->n)
+				elog(ERROR, "bucket %d out of range", j);
 			MemoryContext prev = MemoryContextSwitchTo(rowcxt);
 			unsigned char digest[32];
-			RowDigest(run->codecs, cfg->ncolumns, tup, d, run->nkey, &row, digest);
+			RowDigest(run->codecs, cfg->ncolumns, tup, d, 1, &row, digest);
 			core::Add256(b->fig[j].sum, digest);
 			b->fig[j].rows++;
 			MemoryContextSwitchTo(prev);
@@ -135,16 +179,10 @@ static void
 SendModernBuckets(Run *run, const Range &r, Buckets *b)
 {
 	const config::TableConfig *cfg = run->cfg;
-	StringInfoData group;
-	initStringInfo(&group);
-	appendStringInfoString(&group, "CASE");
-	for (int j = 1; j < b->n; j++)
-		appendStringInfo(&group, " WHEN %s THEN %d", RangeCondition(cfg, nullptr, b->start[j], true), j - 1);
-	appendStringInfo(&group, " ELSE %d END", b->n - 1);
 	const char *cond = RangeCondition(cfg, r.from, r.to, true);
 	const ColumnCodec *codecs = run->codecs;
 	int n = cfg->ncolumns;
-	const char *groupsql = group.data;
+	const char *groupsql = BucketExpr(run, b, true);
 	char *inner = pg_string([&]() {
 		std::vector<core::CanonicalColumn> cols;
 		for (int i = 0; i < n; i++)
@@ -194,50 +232,42 @@ Push(Range **ranges, int *n, int *max, const Range &r)
 }
 
 void
-Bisect(Run *run, const Checksum &legacy, const Checksum &modern)
+Bisect(Run *run)
 {
 	Range *level = nullptr;
 	int nlevel = 0, maxlevel = 0;
-	Push(&level, &nlevel, &maxlevel, Range{nullptr, nullptr, legacy, modern});
+	Range root;
+	memset(&root, 0, sizeof root);
+	root.root = true;
+	Push(&level, &nlevel, &maxlevel, root);
 	while (nlevel > 0) {
-		Range *next = nullptr, *leaves = nullptr;
-		int nnext = 0, maxnext = 0, nleaves = 0, maxleaves = 0;
-		Buckets *buckets = static_cast<Buckets *>(palloc(sizeof(Buckets) * nlevel));
-		int pending = -1; /* the range whose modern query is in flight */
+		Range *next = nullptr;
+		int nnext = 0, maxnext = 0;
 		for (int i = 0; i < nlevel; i++) {
+			CHECK_FOR_INTERRUPTS();
 			const Range &r = level[i];
-			if (r.l.rows <= kLeafRows || r.m.rows <= 1) {
-				buckets[i].n = 0;
-				Push(&leaves, &nleaves, &maxleaves, r);
+			if (!r.root && (r.l.rows <= kLeafRows || r.m.rows <= 1)) {
+				CompareRange(run, r.from, r.to, run);
 				continue;
 			}
-			LegacyBuckets(run, r, &buckets[i]); /* while modern computes range `pending` */
-			if (pending >= 0)
-				CollectModernBuckets(run, &buckets[pending]);
-			pending = -1;
-			if (buckets[i].n <= 1) { /* no split possible: compare rows */
-				buckets[i].n = 0;
-				Push(&leaves, &nleaves, &maxleaves, r);
-				continue;
-			}
-			SendModernBuckets(run, r, &buckets[i]);
-			pending = i;
-		}
-		if (pending >= 0)
-			CollectModernBuckets(run, &buckets[pending]);
-		for (int i = 0; i < nlevel; i++) {
-			const Buckets &b = buckets[i];
+			Buckets b;
+			SplitPoints(run, r, &b);
+			SendModernBuckets(run, r, &b);
+			LegacyBuckets(run, r, &b); /* while the modern side computes its figures */
+			CollectModernBuckets(run, &b);
+			bool split = b.n > 1;
 			for (int j = 0; j < b.n; j++) {
+				if (r.root)
+					run->rows_compared += b.fig[j].rows;
 				if (b.fig[j].rows == b.mfig[j].rows && memcmp(b.fig[j].sum, b.mfig[j].sum, 32) == 0)
 					continue;
-				char **lo = j == 0 ? level[i].from : b.start[j];
-				char **hi = j == b.n - 1 ? level[i].to : b.start[j + 1];
-				Push(&next, &nnext, &maxnext, Range{lo, hi, b.fig[j], b.mfig[j]});
+				char **lo = j == 0 ? r.from : b.start[j];
+				char **hi = j == b.n - 1 ? r.to : b.start[j + 1];
+				if (!split) /* one bucket (at most one legacy row): compare rows */
+					CompareRange(run, lo, hi, run);
+				else
+					Push(&next, &nnext, &maxnext, Range{lo, hi, b.fig[j], b.mfig[j], false});
 			}
-		}
-		for (int i = 0; i < nleaves; i++) {
-			CHECK_FOR_INTERRUPTS();
-			CompareRange(run, leaves[i].from, leaves[i].to, run);
 		}
 		level = next;
 		nlevel = nnext;

@@ -202,13 +202,7 @@ dualwrite_reconcile(PG_FUNCTION_ARGS)
 
 	verify::Tracking tracking = verify::BeginRun(cfg->relid, full);
 	if (tracking.reason != nullptr) {
-		/* full: the whole table's figures, both sides at once */
-		char *msql = verify::SendRemoteFigures(cfg, run.conn, "", &run.bytes);
-		verify::Checksum l = verify::LegacyFigures(cfg, "");
-		verify::Checksum m = verify::CollectRemoteFigures(cfg, run.conn, msql);
-		run.rows_compared = l.rows;
-		if (l.rows != m.rows || memcmp(l.sum, m.sum, 32) != 0)
-			verify::Bisect(&run, l, m);
+		verify::Bisect(&run);
 	} else {
 		verify::CompareChangedKeys(&run, tracking);
 	}

@@ -49,9 +49,9 @@ void CompareKeys(Run *run, char ***keys, int nkeys, Run *out);
 /* Keep only the differences that persist after delivery. */
 void Recheck(Run *run);
 
-/* bisect.cpp: candidates of the whole table, given its figures on both
- * sides (which differ). */
-void Bisect(Run *run, const Checksum &legacy, const Checksum &modern);
+/* bisect.cpp: candidates of the whole table (a full run); counts the
+ * legacy rows in rows_compared. */
+void Bisect(Run *run);
 
 /* repair.cpp: append the repair of d to the outbox (caller's transaction). */
 void Repair(Run *run, const Difference &d);
