@@ -124,54 +124,8 @@ BucketExpr(const Run *run, const Buckets *b, bool modern)
 static void
 LegacyBuckets(Run *run, const Range &r, Buckets *b)
 {
-	const config::TableConfig *cfg = run->cfg;
-	StringInfoData sql;
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s", BucketExpr(run, b, false));
-	for (int i = 0; i < cfg->ncolumns; i++)
-		appendStringInfo(&sql, ", t.%s", quote_identifier(cfg->columns[i].legacy_name));
-	const char *cond = RangeCondition(cfg, r.from, r.to, false);
-	appendStringInfo(&sql, " FROM %s AS t%s%s",
-	                 quote_qualified_identifier(get_namespace_name(get_rel_namespace(cfg->relid)),
-	                                            get_rel_name(cfg->relid)),
-	                 cond[0] ? " WHERE " : "", cond);
-
-	MemoryContext outer = CurrentMemoryContext;
-	MemoryContext rowcxt = AllocSetContextCreate(outer, "dualwrite bucket rows", ALLOCSET_DEFAULT_SIZES);
-	StringInfoData row;
-	initStringInfo(&row);
-	SPI_connect();
-	SPIPlanPtr plan = SPI_prepare(sql.data, 0, nullptr);
-	if (plan == nullptr)
-		elog(ERROR, "could not prepare the bucket query of table %s: %s", cfg->target_display,
-		     SPI_result_code_string(SPI_result));
-	Portal portal = SPI_cursor_open(nullptr, plan, nullptr, nullptr, false);
-	for (;;) {
-		SPI_cursor_fetch(portal, true, 10000);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++) {
-			CHECK_FOR_INTERRUPTS();
-			HeapTuple tup = SPI_tuptable->vals[i];
-			TupleDesc d = SPI_tuptable->tupdesc;
-			bool isnull;
-			int j = DatumGetInt32(SPI_getbinval(tup, d, 1, &isnull));
-			if (isnull || j < 0 || j >= b->n)
-				elog(ERROR, "bucket %d out of range", j);
-			MemoryContext prev = MemoryContextSwitchTo(rowcxt);
-			unsigned char digest[32];
-			RowDigest(run->codecs, cfg->ncolumns, tup, d, 1, &row, digest);
-			core::Add256(b->fig[j].sum, digest);
-			b->fig[j].rows++;
-			MemoryContextSwitchTo(prev);
-			MemoryContextReset(rowcxt);
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
-	SPI_finish();
-	MemoryContextDelete(rowcxt);
-	pfree(row.data);
+	LegacyGroupedFigures(run->cfg, RangeCondition(run->cfg, r.from, r.to, false), BucketExpr(run, b, false), b->n,
+	                     b->fig);
 }
 
 /* Send the modern side's figures of the same buckets (one grouped query). */

@@ -161,18 +161,17 @@ RowDigest(const ColumnCodec *codecs, int ncolumns, HeapTuple tup, TupleDesc desc
 	Sha256(buf->data, buf->len, digest);
 }
 
-Checksum
-LegacyFigures(const config::TableConfig *cfg, const char *cond)
+void
+LegacyGroupedFigures(const config::TableConfig *cfg, const char *cond, const char *group, int ngroups, Checksum *out)
 {
 	Relation rel = table_open(cfg->relid, AccessShareLock);
 	ColumnCodec *codecs = TableCodecs(rel, cfg);
 	StringInfoData sql;
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "SELECT ");
+	/* column 1: the group (0 without one), then the delivered columns */
+	appendStringInfo(&sql, "SELECT %s", group != nullptr ? group : "0");
 	for (int i = 0; i < cfg->ncolumns; i++)
-		appendStringInfo(&sql, "%st.%s", i ? ", " : "", quote_identifier(cfg->columns[i].legacy_name));
-	if (cfg->ncolumns == 0)
-		appendStringInfoString(&sql, "NULL");
+		appendStringInfo(&sql, ", t.%s", quote_identifier(cfg->columns[i].legacy_name));
 	appendStringInfo(&sql, " FROM %s AS t",
 	                 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 	                                            RelationGetRelationName(rel)));
@@ -180,8 +179,7 @@ LegacyFigures(const config::TableConfig *cfg, const char *cond)
 		appendStringInfo(&sql, " WHERE %s", cond);
 	table_close(rel, NoLock); /* keep the lock to the end of the transaction */
 
-	Checksum result;
-	memset(&result, 0, sizeof result);
+	memset(out, 0, sizeof(Checksum) * ngroups);
 	MemoryContext outer = CurrentMemoryContext;
 	MemoryContext rowcxt = AllocSetContextCreate(outer, "dualwrite checksum rows", ALLOCSET_DEFAULT_SIZES);
 	StringInfoData row; /* in the caller's context: it outlives SPI and the row resets */
@@ -202,11 +200,15 @@ LegacyFigures(const config::TableConfig *cfg, const char *cond)
 			CHECK_FOR_INTERRUPTS();
 			HeapTuple tup = SPI_tuptable->vals[r];
 			TupleDesc d = SPI_tuptable->tupdesc;
+			bool isnull;
+			int g = DatumGetInt32(SPI_getbinval(tup, d, 1, &isnull));
+			if (isnull || g < 0 || g >= ngroups)
+				elog(ERROR, "checksum group %d of table %s out of range", g, cfg->target_display);
 			MemoryContext prev = MemoryContextSwitchTo(rowcxt);
 			unsigned char digest[32];
-			RowDigest(codecs, cfg->ncolumns, tup, d, 0, &row, digest);
-			core::Add256(result.sum, digest);
-			result.rows++;
+			RowDigest(codecs, cfg->ncolumns, tup, d, 1, &row, digest);
+			core::Add256(out[g].sum, digest);
+			out[g].rows++;
 			MemoryContextSwitchTo(prev);
 			MemoryContextReset(rowcxt); /* detoasted values, output texts */
 		}
@@ -216,6 +218,13 @@ LegacyFigures(const config::TableConfig *cfg, const char *cond)
 	SPI_finish();
 	MemoryContextDelete(rowcxt);
 	pfree(row.data);
+}
+
+Checksum
+LegacyFigures(const config::TableConfig *cfg, const char *cond)
+{
+	Checksum result;
+	LegacyGroupedFigures(cfg, cond, nullptr, 1, &result);
 	return result;
 }
 
@@ -286,7 +295,7 @@ RemoteChecksum(const config::TableConfig *cfg, ArrayType *from, ArrayType *to)
 	return RemoteFigures(cfg, ConnectModern(cfg), cond, nullptr);
 }
 
-char *
+static char *
 SendRemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond, int64 *bytes)
 {
 	char *inner = ModernFiguresSql(cfg, cond);
@@ -297,7 +306,7 @@ SendRemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond
 	return sql;
 }
 
-Checksum
+static Checksum
 CollectRemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *sql)
 {
 	const remote::Shape shape = {psprintf("the checksum of target table %s", cfg->target_display), 2, 1, 1};

@@ -46,13 +46,13 @@ Checksum RemoteChecksum(const config::TableConfig *cfg, ArrayType *from, ArrayTy
  * by what crosses the network. */
 char *RangeCondition(const config::TableConfig *cfg, char **from, char **to, bool modern);
 Checksum LegacyFigures(const config::TableConfig *cfg, const char *cond);
+/* The figures per group: `group` is an int expression over alias t in
+ * [0, ngroups) (NULL: one group), out[g] its figures (reconcile's buckets). */
+void LegacyGroupedFigures(const config::TableConfig *cfg, const char *cond, const char *group, int ngroups,
+                          Checksum *out);
 char *ModernFiguresSql(const config::TableConfig *cfg, const char *cond);
 PGconn *ConnectModern(const config::TableConfig *cfg);
 Checksum RemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond, int64 *bytes);
-/* RemoteFigures in two halves, so the legacy side computes meanwhile:
- * Send returns the query text that Collect needs. */
-char *SendRemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *cond, int64 *bytes);
-Checksum CollectRemoteFigures(const config::TableConfig *cfg, PGconn *conn, const char *sql);
 
 struct ColumnCodec;
 /* Codecs of the delivered columns, sorted; codec.source = index in cfg->columns. */
