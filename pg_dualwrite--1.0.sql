@@ -218,39 +218,46 @@ REVOKE ALL ON FUNCTION dualwrite._worker_info(), dualwrite._wake() FROM PUBLIC;
 -- Every captured change not yet applied on its modern server (committed
 -- changes only: MVCC hides aborted and in-progress ones).
 CREATE VIEW dualwrite._pending AS
-WITH rel AS (
-    SELECT DISTINCT p.relid, t.tbl, t.target_server
-    FROM dualwrite.tables t
-    CROSS JOIN LATERAL (SELECT t.tbl::oid AS relid
-                        UNION SELECT pt.relid::oid FROM pg_catalog.pg_partition_tree(t.tbl) pt) p
-), o AS (
-    SELECT 0 AS gen, * FROM dualwrite._outbox_0
-    UNION ALL SELECT 1, * FROM dualwrite._outbox_1
-    UNION ALL SELECT 2, * FROM dualwrite._outbox_2
+WITH RECURSIVE rel(relid, tbl, target_server) AS (
+    -- Each flagged table and its partitions, read from pg_inherits without
+    -- locks (pg_partition_tree() locks every partition and would make the
+    -- worker, or a status query, wait behind DDL and deadlock with it).
+    SELECT t.tbl::oid, t.tbl, t.target_server FROM dualwrite.tables t
+    UNION
+    SELECT i.inhrelid, r.tbl, r.target_server
+    FROM pg_catalog.pg_inherits i JOIN rel r ON i.inhparent OPERATOR(pg_catalog.=) r.relid
+), rp AS (
+    -- Each captured relation with the progress its changes are measured
+    -- against: a held table's own stream, else its server's; none (NULL)
+    -- when the stream has never recorded progress (it delivered nothing).
+    SELECT r.relid, r.tbl, r.target_server,
+           CASE WHEN h.relid IS NOT NULL THEN h.done_snapshot ELSE p.done_snapshot END AS done_snapshot,
+           CASE WHEN h.relid IS NOT NULL THEN h.cur_snapshot ELSE p.cur_snapshot END AS cur_snapshot,
+           CASE WHEN h.relid IS NOT NULL THEN h.pos_lsn ELSE p.pos_lsn END AS pos_lsn,
+           CASE WHEN h.relid IS NOT NULL THEN h.pos_txid ELSE p.pos_txid END AS pos_txid,
+           CASE WHEN h.relid IS NOT NULL THEN h.pos_seq ELSE p.pos_seq END AS pos_seq
+    FROM rel r
+    LEFT JOIN dualwrite._held h ON h.relid OPERATOR(pg_catalog.=) r.tbl::oid
+    LEFT JOIN dualwrite._progress p
+           ON h.relid IS NULL AND p.server OPERATOR(pg_catalog.=) r.target_server
+), o AS NOT MATERIALIZED (
+    -- No image column, and not materialized: "gen = g" and LIMIT reach
+    -- the scans, and a backlog is never copied.
+    SELECT 0 AS gen, txid, lsn, seq, ts, relid, op FROM dualwrite._outbox_0
+    UNION ALL SELECT 1, txid, lsn, seq, ts, relid, op FROM dualwrite._outbox_1
+    UNION ALL SELECT 2, txid, lsn, seq, ts, relid, op FROM dualwrite._outbox_2
 )
--- A held table's changes are measured against its own stream's progress.
+-- The outbox is streamed, each row looking its relation up in the small rp
+-- (OFFSET 0 keeps that a per-row lookup: as a join, the planner sorted or
+-- hashed the whole outbox, a million changes of a backlog, at every use).
 SELECT o.gen, r.tbl, r.target_server, o.txid, o.lsn, o.seq, o.ts, o.op
 FROM o
-JOIN rel r ON r.relid OPERATOR(pg_catalog.=) o.relid
-LEFT JOIN dualwrite._held h ON h.relid OPERATOR(pg_catalog.=) r.tbl::oid
-CROSS JOIN LATERAL (
-    SELECT h.done_snapshot, h.cur_snapshot, h.pos_lsn, h.pos_txid, h.pos_seq WHERE h.relid IS NOT NULL
-    UNION ALL
-    SELECT p.done_snapshot, p.cur_snapshot, p.pos_lsn, p.pos_txid, p.pos_seq
-    FROM dualwrite._progress p
-    WHERE h.relid IS NULL AND p.server OPERATOR(pg_catalog.=) r.target_server
-) AS pr
-WHERE NOT (pg_catalog.pg_visible_in_snapshot(o.txid, pr.done_snapshot)
-           OR (pr.cur_snapshot IS NOT NULL
-               AND pg_catalog.pg_visible_in_snapshot(o.txid, pr.cur_snapshot)
-               AND (o.lsn, o.txid, o.seq) OPERATOR(pg_catalog.<=) (pr.pos_lsn, pr.pos_txid, pr.pos_seq)))
-UNION ALL
--- a stream that has never recorded progress has delivered nothing
-SELECT o.gen, r.tbl, r.target_server, o.txid, o.lsn, o.seq, o.ts, o.op
-FROM o
-JOIN rel r ON r.relid OPERATOR(pg_catalog.=) o.relid
-WHERE NOT EXISTS (SELECT 1 FROM dualwrite._held h WHERE h.relid OPERATOR(pg_catalog.=) r.tbl::oid)
-  AND NOT EXISTS (SELECT 1 FROM dualwrite._progress p WHERE p.server OPERATOR(pg_catalog.=) r.target_server);
+CROSS JOIN LATERAL (SELECT * FROM rp WHERE rp.relid OPERATOR(pg_catalog.=) o.relid OFFSET 0) r
+WHERE r.done_snapshot IS NULL
+   OR NOT (pg_catalog.pg_visible_in_snapshot(o.txid, r.done_snapshot)
+           OR (r.cur_snapshot IS NOT NULL
+               AND pg_catalog.pg_visible_in_snapshot(o.txid, r.cur_snapshot)
+               AND (o.lsn, o.txid, o.seq) OPERATOR(pg_catalog.<=) (r.pos_lsn, r.pos_txid, r.pos_seq)));
 REVOKE ALL ON dualwrite._pending FROM PUBLIC;
 
 -- What is wrong with a flagged table's capture triggers, or NULL.  On the
@@ -350,6 +357,32 @@ COMMENT ON TABLE dualwrite.reconcile_runs IS 'the runs of dualwrite.reconcile(),
 REVOKE ALL ON dualwrite.reconcile_runs FROM PUBLIC;
 
 ------------------------------------------------------------------------------
+-- Backfill (src/backfill/backfill.hpp): the rows that existed before capture
+-- began are copied to the modern side chunk by chunk, in key order, under
+-- FOR SHARE row locks, each chunk committed there before here; one state
+-- row per table, updated in each chunk's transaction, so a rerun resumes
+-- after the last committed chunk.
+------------------------------------------------------------------------------
+CREATE TABLE dualwrite._backfill (
+    relid          oid         PRIMARY KEY,   -- the flagged table
+    enabled_at     timestamptz NOT NULL,      -- of the enable() it belongs to
+    state          text        NOT NULL CHECK (state IN ('running', 'finished')),
+    part_relid     oid,                       -- the table or partition being copied (NULL: the first)
+    last_key       text[],                    -- key of the last copied chunk's end in part_relid (NULL: start)
+    rows_done      bigint      NOT NULL,
+    rows_estimated bigint      NOT NULL,      -- pg_class.reltuples when the run started
+    batch_size     integer     NOT NULL,
+    chunks         bigint      NOT NULL,
+    pid            integer,                   -- the backend that drives it
+    started_at     timestamptz NOT NULL,
+    updated_at     timestamptz NOT NULL,      -- last chunk (after its remote commit)
+    finished_at    timestamptz,
+    run_started_at timestamptz NOT NULL,      -- this run (a resumed one starts anew)
+    run_rows       bigint      NOT NULL
+);
+REVOKE ALL ON dualwrite._backfill FROM PUBLIC;
+
+------------------------------------------------------------------------------
 -- Incremental reconcile (src/verify/incremental.hpp): a full run leaves a
 -- baseline; from its start the worker records the key of every change it
 -- applies to the table; the next run compares only those keys.
@@ -380,6 +413,11 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
             THEN 'full: a sync-mode table (its sessions ship changes; their keys are not recorded)'
         WHEN s.relid IS NULL THEN 'full: no baseline yet (no full run since enable)'
         WHEN s.untrusted IS NOT NULL THEN 'full: ' OPERATOR(pg_catalog.||) s.untrusted
+        -- a backfill writes the modern side directly (its keys are not
+        -- recorded); updated_at is written after each chunk's remote commit
+        WHEN b.updated_at OPERATOR(pg_catalog.>=) s.baseline_at
+            THEN 'full: a backfill copied rows since the last full run (at '
+                 OPERATOR(pg_catalog.||) b.updated_at::text OPERATOR(pg_catalog.||) ')'
         WHEN dualwrite._capture_skipped_at() OPERATOR(pg_catalog.>=) s.baseline_at
             THEN 'full: capture was off (dualwrite.enabled) at '
                  OPERATOR(pg_catalog.||) dualwrite._capture_skipped_at()::text
@@ -390,33 +428,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     END
     FROM dualwrite.tables t
     LEFT JOIN dualwrite._reconcile_state s ON s.relid OPERATOR(pg_catalog.=) t.tbl::oid
+    LEFT JOIN dualwrite._backfill b ON b.relid OPERATOR(pg_catalog.=) t.tbl::oid
     WHERE t.tbl::oid OPERATOR(pg_catalog.=) $1::oid
 $$;
 
-------------------------------------------------------------------------------
--- Backfill (src/backfill/backfill.hpp): the rows that existed before capture
--- began are queued into the outbox chunk by chunk, in key order, under
--- FOR SHARE row locks; one state row per table, updated in each chunk's
--- transaction, so a rerun resumes after the last committed chunk.
-------------------------------------------------------------------------------
-CREATE TABLE dualwrite._backfill (
-    relid          oid         PRIMARY KEY,   -- the flagged table
-    enabled_at     timestamptz NOT NULL,      -- of the enable() it belongs to
-    state          text        NOT NULL CHECK (state IN ('running', 'finished')),
-    part_relid     oid,                       -- the table or partition being copied (NULL: the first)
-    last_key       text[],                    -- key of the last copied chunk's end in part_relid (NULL: start)
-    rows_done      bigint      NOT NULL,
-    rows_estimated bigint      NOT NULL,      -- pg_class.reltuples when the run started
-    batch_size     integer     NOT NULL,
-    chunks         bigint      NOT NULL,
-    pid            integer,                   -- the backend that drives it
-    started_at     timestamptz NOT NULL,
-    updated_at     timestamptz NOT NULL,      -- last chunk committed
-    finished_at    timestamptz,
-    run_started_at timestamptz NOT NULL,      -- this run (a resumed one starts anew)
-    run_rows       bigint      NOT NULL
-);
-REVOKE ALL ON dualwrite._backfill FROM PUBLIC;
 
 -- A procedure (it commits each chunk), so without a SET clause (that would
 -- make it atomic): each chunk transaction pins search_path itself.
@@ -551,8 +566,10 @@ DECLARE
     snap     pg_snapshot := pg_current_snapshot();
     me       xid8        := pg_current_xact_id_if_assigned();
     deadline timestamptz := clock_timestamp() + timeout;
+    started  timestamptz;
 BEGIN
     LOOP
+        started := clock_timestamp();
         IF NOT EXISTS (SELECT 1 FROM dualwrite._pending p
                        WHERE pg_visible_in_snapshot(p.txid, snap)
                          AND p.txid IS DISTINCT FROM me) THEN
@@ -561,7 +578,11 @@ BEGIN
         IF clock_timestamp() >= deadline THEN
             RETURN false;
         END IF;
-        PERFORM pg_sleep(0.02);
+        -- Each look reads the outbox up to the first undelivered change:
+        -- with a large backlog that costs, so sleep four times as long as
+        -- the look took (the waiter takes at most a fifth of a core away
+        -- from the delivery it waits for), and at least 20 ms.
+        PERFORM pg_sleep(greatest(0.02, 4 * extract(epoch FROM clock_timestamp() - started)));
     END LOOP;
 END
 $$;

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  * backfill.cpp
  *    The procedure dualwrite.backfill(): checks, the state row
- *    dualwrite._backfill, the chunk loop with one transaction per chunk,
- *    progress NOTICEs.  The algorithm and its argument: backfill.hpp.
+ *    dualwrite._backfill, the chunk loop with one transaction per chunk
+ *    (and one remote transaction, committed first), progress NOTICEs.  The algorithm and its argument: backfill.hpp.
  *
  * Every check comes before anything is changed or committed: a table
  * that is not flagged, one whose configuration no longer fits, a modern
@@ -22,6 +22,7 @@
  *-------------------------------------------------------------------------
  */
 #include "backfill/backfill.hpp"
+#include "backfill/ship.hpp"
 
 #include "boundary/boundary.hpp"
 #include "config/catalog.hpp"
@@ -232,10 +233,9 @@ Progress(const char *name, int64 done, int64 estimate, int64 run_rows, Timestamp
 	double elapsed = secs + usecs / 1e6;
 	double rate = elapsed > 0 ? run_rows / elapsed : 0;
 	if (final) {
-		ereport(NOTICE, (errmsg("backfill of table \"%s\" finished: %lld rows queued for delivery, %lld in this run",
+		ereport(NOTICE, (errmsg("backfill of table \"%s\" finished: %lld rows copied to the modern side, %lld in this run",
 		                        name, static_cast<long long>(done), static_cast<long long>(run_rows)),
-		                 errdetail("%.0f rows/s over %.1f s.", rate, elapsed),
-		                 errhint("SELECT dualwrite.wait_for_delivery() waits until the modern side has them.")));
+		                 errdetail("%.0f rows/s over %.1f s.", rate, elapsed)));
 		return;
 	}
 	if (estimate > 0 && rate > 0 && done < estimate)
@@ -245,6 +245,33 @@ Progress(const char *name, int64 done, int64 estimate, int64 run_rows, Timestamp
 	else
 		ereport(NOTICE, (errmsg("backfill of table \"%s\": %lld rows, %.0f rows/s", name,
 		                        static_cast<long long>(done), rate)));
+}
+
+/* A direct copy would deliver what the DBA (a pause) or a problem (a
+ * hold) keeps waiting: refused, with what to do. */
+static void
+RefuseWaitingDelivery(Oid relid, const char *relname, const config::TableConfig *cfg)
+{
+	if (cfg->paused)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("table \"%s\" is paused: its backfill would deliver rows while its delivery waits",
+		                       relname),
+		                errhint("Call dualwrite.resume('%s') first.", relname)));
+	config::OwnerScope scope = config::AsExtensionOwner();
+	Oid types[1] = {OIDOID};
+	Datum values[1] = {ObjectIdGetDatum(relid)};
+	Spi("SELECT reason FROM dualwrite._held WHERE relid OPERATOR(pg_catalog.=) $1 "
+	    "AND COALESCE(sqlstate, '') OPERATOR(pg_catalog.<>) ''", 1, types, values, nullptr,
+	    SPI_OK_SELECT);
+	config::Restore(scope);
+	/* (A pause's own hold, sqlstate '', outlives resume() until the table's
+	 * stream caught up: delivery runs then, so the copy may too.) */
+	if (SPI_processed > 0)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("delivery of table \"%s\" is held: %s", relname,
+		                       SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+		                errhint("Resolve the problem shown in dualwrite.status first; the backfill copies "
+		                        "once the table is delivered again.")));
 }
 
 static void
@@ -295,10 +322,7 @@ Backfill(FunctionCallInfo fcinfo)
 	if (nkeys == 0)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("table \"%s\" has no key to backfill by", relname)));
-	/* The copies are delivered by the worker, but a modern side that cannot
-	 * be reached now is better said now than after hours of queueing. */
-	PGconn *conn = remote::Connect(cfg->target_server, cfg->deliver_as);
-	remote::Disconnect(conn);
+	RefuseWaitingDelivery(relid, relname, cfg);
 	if (atomic)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
 		                errmsg("dualwrite.backfill() must be called with CALL outside a transaction block"),
@@ -323,6 +347,9 @@ Backfill(FunctionCallInfo fcinfo)
 		                        static_cast<long long>(st.rows_done))));
 	} else
 		StartState(relid, batch_size, estimate);
+	/* Connected before the first commit: a modern side that cannot be
+	 * reached fails the call with nothing recorded. */
+	OpenShip(cfg);
 	SPI_commit();
 
 	MemoryContext chunk_cxt = AllocSetContextCreate(proc_cxt, "backfill chunk", ALLOCSET_DEFAULT_SIZES);
@@ -352,8 +379,11 @@ Backfill(FunctionCallInfo fcinfo)
 		if (idx < nleaves) {
 			Relation leaf = try_table_open(leaves[idx], AccessShareLock);
 			if (leaf != nullptr) {
-				r = CopyChunk(leaf, key_names, nkeys, lo, batch_size);
+				r = CopyChunk(leaf, cfg, key_names, nkeys, lo, batch_size);
 				table_close(leaf, NoLock);
+				/* Modern first, legacy second (backfill.hpp): the rows
+				 * stay locked until the copy is committed there. */
+				CommitShipChunk();
 			}
 			if (r.last) {
 				next_part = idx + 1 < nleaves ? leaves[idx + 1] : InvalidOid;
@@ -363,7 +393,6 @@ Backfill(FunctionCallInfo fcinfo)
 			}
 		}
 		AdvanceState(relid, next_part, next_lo, r.rows);
-		shm::WakeLauncher(); /* at this commit */
 		SPI_commit();
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(chunk_cxt);
@@ -383,6 +412,7 @@ Backfill(FunctionCallInfo fcinfo)
 			last_notice = now;
 		}
 	}
+	CloseShip();
 	Progress(relname, done, estimate, run_rows, run_start, true);
 	SPI_finish();
 }

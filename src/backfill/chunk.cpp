@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  * chunk.cpp
  *    One chunk of a backfill (see backfill.hpp): find the chunk's upper key,
- *    read its rows under FOR SHARE through a cursor (bounded memory: 1,000
- *    rows at a time) and append their current images to the outbox.
+ *    read its rows in key order under FOR SHARE through a cursor, 1,000 at
+ *    a time, and stream them to the modern side (ship.hpp) as they are
+ *    read: the sent columns by name, column_map applied, each value by its
+ *    type's output function under the worker's pinned text settings.
  *
  * The key is compared as a row, ROW(k1, k2) > ROW(lo1, lo2), which the
  * primary-key index answers as one range; key values travel as text (the
@@ -16,6 +18,9 @@
  */
 #include "backfill/backfill.hpp"
 
+#include "backfill/ship.hpp"
+#include "config/guc.hpp"
+#include "outbox/image.hpp"
 #include "outbox/outbox.hpp"
 
 extern "C" {
@@ -91,18 +96,51 @@ UpperKey(Relation leaf, const char *const *key_names, int nkeys, Datum lo, int b
 	return copy;
 }
 
+/* ARRAY[key text...] of the current row of the cursor (columns: the sent
+ * ones, in cfg order), in `out`. */
+static Datum
+RowKey(const config::TableConfig *cfg, HeapTuple row, TupleDesc desc, FmgrInfo *out, MemoryContext into)
+{
+	Datum *texts = static_cast<Datum *>(palloc(sizeof(Datum) * (cfg->ncolumns + 1)));
+	int n = 0;
+	for (int c = 0; c < cfg->ncolumns; c++) {
+		if (!cfg->columns[c].is_key)
+			continue;
+		bool isnull;
+		Datum v = SPI_getbinval(row, desc, c + 1, &isnull);
+		if (isnull)
+			elog(ERROR, "backfill: NULL key column \"%s\"", cfg->columns[c].legacy_name);
+		texts[n++] = CStringGetTextDatum(OutputFunctionCall(&out[c], v));
+	}
+	MemoryContext old = MemoryContextSwitchTo(into);
+	Datum key = PointerGetDatum(construct_array(texts, n, TEXTOID, -1, false, TYPALIGN_INT));
+	MemoryContextSwitchTo(old);
+	return key;
+}
+
 ChunkResult
-CopyChunk(Relation leaf, const char *const *key_names, int nkeys, Datum lo, int batch_size)
+CopyChunk(Relation leaf, const config::TableConfig *cfg, const char *const *key_names, int nkeys, Datum lo,
+          int batch_size)
 {
 	ChunkResult result = {0, (Datum) 0, false};
 	MemoryContext caller = CurrentMemoryContext;
+	/* Text that reads back exactly, as the worker sends it; also the key
+	 * texts of the range bounds (a DateStyle of the session's own would
+	 * read a date key back wrong). */
+	int pin = outbox::PinTextOutput();
 	Datum hi = UpperKey(leaf, key_names, nkeys, lo, batch_size, caller);
 	result.last = hi == (Datum) 0;
 	result.next_lo = hi;
 
+	/* The sent columns by name (a partition may order them differently),
+	 * in key order: row locks are taken in the order the worker's and the
+	 * application's statements mostly take them. */
 	StringInfoData sql;
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT t FROM ONLY %s t WHERE true", QualifiedName(leaf));
+	appendStringInfoString(&sql, "SELECT ");
+	for (int c = 0; c < cfg->ncolumns; c++)
+		appendStringInfo(&sql, "%st.%s", c > 0 ? ", " : "", quote_identifier(cfg->columns[c].legacy_name));
+	appendStringInfo(&sql, " FROM ONLY %s t WHERE true", QualifiedName(leaf));
 	if (lo != (Datum) 0) {
 		appendStringInfoString(&sql, " AND ");
 		AppendKeyCompare(&sql, leaf, key_names, nkeys, ">", 1);
@@ -111,6 +149,9 @@ CopyChunk(Relation leaf, const char *const *key_names, int nkeys, Datum lo, int 
 		appendStringInfoString(&sql, " AND ");
 		AppendKeyCompare(&sql, leaf, key_names, nkeys, "<=", 2);
 	}
+	appendStringInfoString(&sql, " ORDER BY ");
+	for (int i = 0; i < nkeys; i++)
+		appendStringInfo(&sql, "%st.%s", i > 0 ? ", " : "", quote_identifier(key_names[i]));
 	appendStringInfoString(&sql, " FOR SHARE OF t");
 
 	Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
@@ -118,35 +159,54 @@ CopyChunk(Relation leaf, const char *const *key_names, int nkeys, Datum lo, int 
 	char nulls[2] = {lo == (Datum) 0 ? 'n' : ' ', hi == (Datum) 0 ? 'n' : ' '};
 	Portal portal = SPI_cursor_open_with_args(nullptr, sql.data, 2, types, values, nulls, false, 0);
 	MemoryContext rows = AllocSetContextCreate(caller, "backfill rows", ALLOCSET_DEFAULT_SIZES);
-	for (;;) {
+	int ncols = cfg->ncolumns;
+	FmgrInfo *out = static_cast<FmgrInfo *>(palloc(sizeof(FmgrInfo) * (ncols + 1)));
+	Datum *vals = static_cast<Datum *>(palloc(sizeof(Datum) * (ncols + 1)));
+	bool *isnull = static_cast<bool *>(palloc(sizeof(bool) * (ncols + 1)));
+	bool have_out = false;
+	size_t max_bytes = static_cast<size_t>(guc::batch_bytes_kb) * 1024;
+	BeginShipChunk();
+	bool stopped = false;
+	while (!stopped) {
 		SPI_cursor_fetch(portal, true, kFetchRows);
 		if (SPI_processed == 0)
 			break;
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		if (!have_out) {
+			for (int c = 0; c < ncols; c++) {
+				Oid outfunc;
+				bool varlena;
+				getTypeOutputInfo(SPI_gettypeid(desc, c + 1), &outfunc, &varlena);
+				fmgr_info_cxt(outfunc, &out[c], caller);
+			}
+			have_out = true;
+		}
 		MemoryContext old = MemoryContextSwitchTo(rows);
 		for (uint64 i = 0; i < SPI_processed; i++) {
 			CHECK_FOR_INTERRUPTS();
-			bool isnull;
-			Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-			if (isnull)
-				continue;
-			/* The whole-row value has the table's row type, dropped columns
-			 * included, and its TOAST values inlined: the same layout as a
-			 * captured image. */
-			HeapTupleHeader td = DatumGetHeapTupleHeader(d);
-			HeapTupleData tuple;
-			tuple.t_len = HeapTupleHeaderGetDatumLength(td);
-			tuple.t_data = td;
-			ItemPointerSetInvalid(&tuple.t_self);
-			tuple.t_tableOid = RelationGetRelid(leaf);
-			outbox::Append(leaf, outbox::kInsert, &tuple);
+			HeapTuple row = SPI_tuptable->vals[i];
+			for (int c = 0; c < ncols; c++)
+				vals[c] = SPI_getbinval(row, desc, c + 1, &isnull[c]);
+			ShipRow(vals, isnull, out, ncols);
 			result.rows++;
+			/* Bounded memory whatever the rows' size: a chunk that reached
+			 * dualwrite.batch_bytes ends at this row (the rows locked after
+			 * it are read again by the next chunk). */
+			if (ShippedBytes() >= max_bytes) {
+				result.next_lo = RowKey(cfg, row, desc, out, caller);
+				result.last = false;
+				stopped = true;
+				break;
+			}
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(rows);
+		ShipPending();
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
 	MemoryContextDelete(rows);
+	outbox::UnpinTextOutput(pin);
 	return result;
 }
 

@@ -55,6 +55,25 @@ StripLeadingFields(const std::string &in, int fields, std::string &out)
 	}
 }
 
+void
+PrependStageFields(const std::string &in, long long first_ord, char op, std::string &out)
+{
+	out.clear();
+	out.reserve(in.size() + in.size() / 8);
+	long long ord = first_ord;
+	size_t pos = 0;
+	while (pos < in.size()) {
+		size_t end = in.find('\n', pos);
+		end = end == std::string::npos ? in.size() : end + 1;
+		out.append(std::to_string(ord++));
+		out.push_back('\t');
+		out.push_back(op);
+		out.push_back('\t');
+		out.append(in, pos, end - pos);
+		pos = end;
+	}
+}
+
 std::string
 DecodeCopyField(const std::string &field)
 {

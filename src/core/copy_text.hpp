@@ -35,6 +35,14 @@ AppendCopyNull(std::string &out)
  */
 void StripLeadingFields(const std::string &in, int fields, std::string &out);
 
+/*
+ * The inverse for one operation: copy `in` to `out` with the staging
+ * fields put before every line, _dw_ord counting up from first_ord and
+ * _dw_op = op (a backfill chunk sent to the staging table after its direct
+ * COPY met a key that was there already).
+ */
+void PrependStageFields(const std::string &in, long long first_ord, char op, std::string &out);
+
 /* Decode one COPY text field (inverse of AppendCopyField). */
 std::string DecodeCopyField(const std::string &field);
 

@@ -409,19 +409,28 @@ EndCopy(PGconn *conn)
 	WaitCommand(conn, "COPY");
 }
 
-bool
-WaitCommandUnlessDuplicate(PGconn *conn, const char *sql)
+const char *
+WaitCommandTolerating(PGconn *conn, const char *sql, const char *const *tolerated)
 {
 	StartCall();
 	PGresult *failed = CollectResults(conn, sql);
 	if (failed == nullptr)
-		return true;
+		return nullptr;
 	const char *state = PQresultErrorField(failed, PG_DIAG_SQLSTATE);
-	if (state != nullptr && strcmp(state, "23505") == 0 && PQstatus(conn) == CONNECTION_OK) {
-		PQclear(failed);
-		return false;
-	}
+	if (state != nullptr && PQstatus(conn) == CONNECTION_OK)
+		for (const char *const *t = tolerated; *t != nullptr; t++)
+			if (strcmp(state, *t) == 0) {
+				PQclear(failed);
+				return *t;
+			}
 	RaiseRemoteError(conn, failed, sql);
+}
+
+bool
+WaitCommandUnlessDuplicate(PGconn *conn, const char *sql)
+{
+	static const char *const duplicate[] = {"23505", nullptr};
+	return WaitCommandTolerating(conn, sql, duplicate) == nullptr;
 }
 
 bool

@@ -40,6 +40,7 @@ struct OpenConn {
 	PGconn *conn;
 	char server[NAMEDATALEN];
 	bool close_at_xact_end; /* OwnByTransaction() */
+	bool close_at_abort;    /* CloseOnAbort() */
 };
 
 static OpenConn open_conns[kMaxOpen];
@@ -82,6 +83,12 @@ IsAlive(PGconn *conn)
 	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+bool
+IsOpen(PGconn *conn)
+{
+	return FindOpen(conn) != nullptr;
+}
+
 void
 Disconnect(PGconn *conn)
 {
@@ -101,8 +108,9 @@ XactCallback(XactEvent event, void *arg)
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_COMMIT &&
 	    event != XACT_EVENT_PARALLEL_ABORT)
 		return;
+	bool abort = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
 	for (auto &oc : open_conns)
-		if (oc.conn != nullptr && oc.close_at_xact_end)
+		if (oc.conn != nullptr && (oc.close_at_xact_end || (abort && oc.close_at_abort)))
 			Disconnect(oc.conn); /* PQfinish cannot fail */
 }
 
@@ -133,6 +141,17 @@ OwnByTransaction(PGconn *conn)
 		xact_callback_registered = true;
 	}
 	oc->close_at_xact_end = true;
+}
+
+void
+CloseOnAbort(PGconn *conn)
+{
+	OwnByTransaction(conn); /* registers the callback */
+	OpenConn *oc = FindOpen(conn);
+	if (oc == nullptr)
+		return;
+	oc->close_at_xact_end = false;
+	oc->close_at_abort = true;
 }
 
 /* Append one keyword/value pair from a foreign-catalog option list. */

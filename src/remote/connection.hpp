@@ -51,10 +51,19 @@ void OwnByTransaction(PGconn *conn);
 /* Keep a connection open after the transaction ends (the worker's cache). */
 void KeepAcrossTransactions(PGconn *conn);
 
+/* Keep it across commits but close it when a transaction aborts (a
+ * procedure that commits as it goes: an error may leave the connection in
+ * the middle of a COPY or a remote transaction, which closing rolls back). */
+void CloseOnAbort(PGconn *conn);
+
 /* Can an idle cached connection be used?  False if the server closed it
  * (a restart), it is in the middle of something, or it has unread input.
  * Never waits and never raises. */
 bool IsAlive(PGconn *conn);
+
+/* Is conn one of this backend's open connections (not closed meanwhile,
+ * e.g. by CloseOnAbort at an abort)? */
+bool IsOpen(PGconn *conn);
 
 /* Close a connection now (NULL is fine). */
 void Disconnect(PGconn *conn);
@@ -104,6 +113,11 @@ void SendCopyEnd(PGconn *conn);
 /* WaitCommand() that returns false on a unique violation instead of raising
  * it; the rest of the command string was then skipped by the server. */
 bool WaitCommandUnlessDuplicate(PGconn *conn, const char *sql);
+
+/* WaitCommand() that returns the SQLSTATE (one of `tolerated`, a
+ * NULL-terminated list) of an error it does not raise, or NULL when the
+ * command string succeeded.  The remote transaction is then failed. */
+const char *WaitCommandTolerating(PGconn *conn, const char *sql, const char *const *tolerated);
 
 /*
  * Pipeline mode (sync mode's shipping, pipeline.cpp): everything between

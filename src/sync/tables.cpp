@@ -12,6 +12,7 @@
 
 #include "boundary/boundary.hpp"
 #include "config/guc.hpp"
+#include "config/target_shape.hpp"
 #include "core/apply_sql.hpp"
 
 extern "C" {
@@ -97,15 +98,7 @@ Build(Entry *e)
 		if (t.cfg->problem == nullptr) {
 			core::TargetShape shape;
 			char *up = nullptr, *del = nullptr, *trunc = nullptr;
-			pg_entry([&] {
-				shape.schema = t.cfg->target_schema;
-				shape.table = t.cfg->target_name;
-				for (int c = 0; c < t.cfg->ncolumns; c++) {
-					shape.columns.emplace_back(t.cfg->columns[c].modern_name);
-					if (t.cfg->columns[c].is_key)
-						shape.key.push_back(c);
-				}
-			});
+			pg_entry([&] { shape = config::TargetShapeOf(*t.cfg); });
 			up = pg_string([&] { return core::RowUpsertSql(shape); });
 			del = pg_string([&] { return core::RowDeleteSql(shape); });
 			trunc = pg_string([&] { return core::QualifiedTarget(shape); });

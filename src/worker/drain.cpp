@@ -267,8 +267,10 @@ LockFlaggedTables()
 {
 	/* Their indexes too: reading the key (RelationGetIndexAttrBitmap) opens
 	 * them, and TRUNCATE locks them as well. */
-	if (SPI_execute("WITH r AS (SELECT DISTINCT p.relid FROM dualwrite.tables t "
-	                "CROSS JOIN LATERAL pg_catalog.pg_partition_tree(t.tbl) p) "
+	/* The partitions from pg_inherits, not pg_partition_tree(): that one
+	 * locks each of them, waiting, which is what this must not do. */
+	if (SPI_execute("WITH RECURSIVE r(relid) AS (SELECT t.tbl::pg_catalog.oid FROM dualwrite.tables t UNION "
+	                "SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN r ON i.inhparent = r.relid) "
 	                "SELECT relid FROM r UNION "
 	                "SELECT i.indexrelid FROM pg_catalog.pg_index i JOIN r ON i.indrelid = r.relid ORDER BY 1",
 	                true, 0) != SPI_OK_SELECT)

@@ -8,6 +8,7 @@
 #include "worker/shapes.hpp"
 
 #include "boundary/boundary.hpp"
+#include "config/target_shape.hpp"
 #include "remote/connection.hpp"
 #include "worker/holds.hpp"
 
@@ -76,16 +77,7 @@ LoadShapes(config::TableConfig **cfgs, int n)
 			continue;
 		}
 		pg_entry([&] {
-			t.shape.schema = t.cfg->target_schema;
-			t.shape.table = t.cfg->target_name;
-			t.shape.columns.clear();
-			t.shape.key.clear();
-			for (int c = 0; c < t.cfg->ncolumns; c++) {
-				t.shape.columns.emplace_back(t.cfg->columns[c].modern_name);
-				if (t.cfg->columns[c].is_key)
-					t.shape.key.push_back(c);
-			}
-			t.shape.stage = "dw_stage_" + std::to_string(t.cfg->relid);
+			t.shape = config::TargetShapeOf(*t.cfg);
 			t.stage_create = core::StageCreateSql(t.shape);
 			t.copy_sql = core::StageCopySql(t.shape);
 			t.direct_copy_sql = core::DirectCopySql(t.shape);

@@ -203,6 +203,10 @@ WorkerMain(Oid dboid)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("pg_dualwrite worker");
 	outbox::PinTextOutputForProcess(); /* text that reads back exactly */
+	/* The worker's queries are scans of the outbox and small catalog reads,
+	 * run once each: compiling them (a backlog's scan crosses jit_above_cost)
+	 * took longer than running them. */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	my_slot = shm::SlotFor(dboid, true);
 	if (my_slot == nullptr)

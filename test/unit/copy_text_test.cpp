@@ -5,6 +5,7 @@
 #include "core/copy_text.hpp"
 
 #include <gtest/gtest.h>
+#include <cstring>
 
 #include <random>
 #include <string>
@@ -249,4 +250,37 @@ TEST(KeyText, SplitsEscapedFields)
 	EXPECT_EQ(parts[1], "c\\d\n");
 	EXPECT_EQ(pgdw::core::SplitKeyText("42"), std::vector<std::string>{"42"});
 	EXPECT_EQ(pgdw::core::SplitKeyText("").size(), 1u);
+}
+
+TEST(StageFields, StripRemovesTheLeadingFieldsOfEveryLine)
+{
+	std::string out;
+	pgdw::core::StripLeadingFields("1\tI\ta\tb\n2\tD\tc\t\\N\n", 2, out);
+	EXPECT_EQ(out, "a\tb\nc\t\\N\n");
+}
+
+TEST(StageFields, PrependCountsOrdinalsAndSetsTheOperation)
+{
+	std::string out;
+	pgdw::core::PrependStageFields("a\tb\nc\t\\N\n", 7, 'I', out);
+	EXPECT_EQ(out, "7\tI\ta\tb\n8\tI\tc\t\\N\n");
+}
+
+TEST(StageFields, PrependThenStripIsTheIdentity)
+{
+	std::string rows, staged, back;
+	for (const char *v : {"x", "tab\there", "", "\\N", "line\nbreak"}) {
+		pgdw::core::AppendCopyField(rows, v, strlen(v));
+		rows += "\t1\n";
+	}
+	pgdw::core::PrependStageFields(rows, 1, 'I', staged);
+	pgdw::core::StripLeadingFields(staged, 2, back);
+	EXPECT_EQ(back, rows);
+}
+
+TEST(StageFields, EmptyInputGivesEmptyOutput)
+{
+	std::string out = "stale";
+	pgdw::core::PrependStageFields("", 1, 'I', out);
+	EXPECT_EQ(out, "");
 }
