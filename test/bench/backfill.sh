@@ -11,10 +11,11 @@
 # table with the same primary key, empty.
 #   copy      COPY (SELECT * FROM t) TO STDOUT on LEGACY piped into
 #             COPY t_copy FROM STDIN on MODERN (same primary key)
-#   backfill  CALL dualwrite.backfill('t') and dualwrite.wait_for_delivery():
-#             until every row is on MODERN (the worker's COPY + upsert)
+#   backfill  CALL dualwrite.backfill('t') (each chunk streamed to MODERN by
+#             COPY, committed there first) and dualwrite.wait_for_delivery()
+#             (nothing left to deliver: the CALL's end is the end)
 # Prints seconds and rows/s of each and the ratio backfill/copy; also the
-# time the CALL alone took (queueing into the outbox).
+# time the CALL alone took.
 # The installed pg_dualwrite build is used.  Only the clusters this script
 # started are stopped on exit.
 
@@ -81,5 +82,5 @@ bf_s=$(echo "$t2 - $t0" | bc -l)
 printf '\n%-34s %10s %12s\n' "" "seconds" "rows/s"
 printf '%-34s %10.2f %12.0f\n' "plain COPY legacy -> modern" "$copy_s" "$(echo "$ROWS / $copy_s" | bc -l)"
 printf '%-34s %10.2f %12.0f\n' "backfill, until all on modern" "$bf_s" "$(echo "$ROWS / $bf_s" | bc -l)"
-printf '%-34s %10.2f %12.0f\n' "  of which the CALL (queueing)" "$call_s" "$(echo "$ROWS / $call_s" | bc -l)"
+printf '%-34s %10.2f %12.0f\n' "  of which the CALL" "$call_s" "$(echo "$ROWS / $call_s" | bc -l)"
 printf 'ratio backfill / plain COPY (rows/s): %.2f\n' "$(echo "$copy_s / $bf_s" | bc -l)"
