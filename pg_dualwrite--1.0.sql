@@ -226,6 +226,7 @@ WITH RECURSIVE rel(relid, tbl, target_server) AS (
     UNION
     SELECT i.inhrelid, r.tbl, r.target_server
     FROM pg_catalog.pg_inherits i JOIN rel r ON i.inhparent OPERATOR(pg_catalog.=) r.relid
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid AND c.relispartition  -- not plain inheritance
 ), rp AS (
     -- Each captured relation with the progress its changes are measured
     -- against: a held table's own stream, else its server's; none (NULL)
@@ -275,12 +276,21 @@ REVOKE ALL ON dualwrite._pending FROM PUBLIC;
 CREATE FUNCTION dualwrite._capture_problem(tbl regclass, all_truncate boolean) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-WITH rel AS (
+WITH RECURSIVE tree(relid, level) AS (
+    -- the partitions, from pg_inherits: pg_partition_tree() would lock each
+    -- of them, waiting, so that a status query could wait behind DDL
+    SELECT i.inhrelid, 1 FROM pg_catalog.pg_inherits i
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid AND c.relispartition
+    WHERE i.inhparent OPERATOR(pg_catalog.=) tbl::oid
+    UNION ALL
+    SELECT i.inhrelid, t.level OPERATOR(pg_catalog.+) 1 FROM pg_catalog.pg_inherits i
+    JOIN tree t ON i.inhparent OPERATOR(pg_catalog.=) t.relid
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid AND c.relispartition
+), rel AS (
     SELECT tbl::oid AS relid, 0 AS level, 'table ' OPERATOR(pg_catalog.||) tbl::text AS what
     UNION ALL
-    SELECT pt.relid, pt.level, 'partition ' OPERATOR(pg_catalog.||) pt.relid::regclass::text
-    FROM pg_catalog.pg_partition_tree(tbl) pt   -- empty unless partitioned
-    WHERE pt.level OPERATOR(pg_catalog.>) 0
+    SELECT tr.relid, tr.level, 'partition ' OPERATOR(pg_catalog.||) tr.relid::regclass::text
+    FROM tree tr
 ), want (tgname, fn, row_level) AS (
     VALUES ('dualwrite_capture'::name, 'dualwrite._capture()'::regprocedure, true),
            ('dualwrite_capture_truncate'::name, 'dualwrite._capture_truncate()'::regprocedure, false)

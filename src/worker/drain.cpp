@@ -270,7 +270,8 @@ LockFlaggedTables()
 	/* The partitions from pg_inherits, not pg_partition_tree(): that one
 	 * locks each of them, waiting, which is what this must not do. */
 	if (SPI_execute("WITH RECURSIVE r(relid) AS (SELECT t.tbl::pg_catalog.oid FROM dualwrite.tables t UNION "
-	                "SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN r ON i.inhparent = r.relid) "
+	                "SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN r ON i.inhparent = r.relid "
+	                "JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid AND c.relispartition) "
 	                "SELECT relid FROM r UNION "
 	                "SELECT i.indexrelid FROM pg_catalog.pg_index i JOIN r ON i.indrelid = r.relid ORDER BY 1",
 	                true, 0) != SPI_OK_SELECT)
