@@ -12,7 +12,7 @@ DATA        = $(EXTENSION)--$(EXTVERSION).sql
 PG_CONFIG  ?= /usr/lib/postgresql/15/bin/pg_config
 
 # pg_regress suite: one file per feature, in a meaningful order.
-REGRESS      = setup enable_errors capture_async ddl_guards truncate_partitions large_rows outbox_rotation idle_cost layout_mismatch holds least_privilege data_types privileges boundary status_view disable check backfill remote_options checksums reconcile pause whole_transactions sync
+REGRESS      = setup enable_errors capture_async ddl_guards truncate_partitions large_rows outbox_rotation idle_cost layout_mismatch holds least_privilege data_types privileges boundary status_view disable check backfill remote_options checksums reconcile reconcile_figures pause whole_transactions sync
 # UTF8 and the C locale whatever the caller's environment: with no LANG/LC_*
 # (a minimal root shell, a container) the temp instance would be SQL_ASCII
 # (TOOLCHAIN P22).  pg_regress passes --no-locale to initdb and creates the

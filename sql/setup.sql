@@ -3,7 +3,7 @@
 -- through a dualwrite foreign server with a user mapping.  A postgres_fdw
 -- view of it gives the tests a comparison that does not use pg_dualwrite.
 --
-CREATE DATABASE dw_modern;
+CREATE DATABASE dw_modern TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'; -- as the legacy test database
 \c dw_modern
 CREATE TABLE public.orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(12,2), note text);
 \c contrib_regression

@@ -30,6 +30,7 @@ int remote_timeout_ms = 120000;
 int max_result_kb = 16 * 1024;
 int max_sort_keys = 2 * 1024 * 1024;
 int reconcile_track_max = 1000000;
+int reconcile_figures = kFiguresFingerprint;
 int batch_bytes_kb = 64 * 1024;
 
 int sync_failure = kSyncFailError;
@@ -73,6 +74,12 @@ SyncFailureByName(const char *name)
 			return o->val;
 	return -1;
 }
+
+static const struct config_enum_entry reconcile_figures_options[] = {
+	{"fingerprint", kFiguresFingerprint, false},
+	{"sha256", kFiguresSha256, false},
+	{nullptr, 0, false},
+};
 
 static const struct config_enum_entry mode_options[] = {
 	{"async", kModeAsync, false},
@@ -154,6 +161,17 @@ DefineSettings()
 	                        gettext_noop("Changed keys recorded per table for the next incremental reconcile."),
 	                        gettext_noop("When more keys change, recording stops and the next reconcile is full."),
 	                        &reconcile_track_max, 1000000, 1, INT_MAX, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+
+	/* Fingerprints make a reconcile of equal tables one fast pass per side
+	 * (core/fingerprint.hpp); sha256 is for a DBA who wants the buckets
+	 * judged by cryptographic digests too, and what a modern server older
+	 * than PostgreSQL 14 gets anyway.  Rows are always compared by SHA-256. */
+	DefineCustomEnumVariable("dualwrite.reconcile_figures",
+	                         gettext_noop("What reconcile compares key ranges by before it compares rows."),
+	                         gettext_noop("fingerprint: 64-bit hashes of the values (fast); sha256: the canonical "
+	                                      "SHA-256 row digests (slow).  Rows are always compared by SHA-256."),
+	                         &reconcile_figures, kFiguresFingerprint, reconcile_figures_options, PGC_USERSET, 0,
+	                         nullptr, nullptr, nullptr);
 
 	DefineCustomIntVariable("dualwrite.naptime", gettext_noop("Time the worker waits between idle drain rounds."),
 	                        nullptr, &naptime_ms, 100, 10, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,

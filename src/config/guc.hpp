@@ -25,6 +25,8 @@ extern int batch_bytes_kb;       /* dualwrite.batch_bytes: image bytes per batch
 extern int remote_timeout_ms;    /* dualwrite.remote_timeout: longest remote call, in total */
 extern int reconcile_track_max;  /* dualwrite.reconcile_track_max: changed keys kept per table */
 extern int max_result_kb;        /* dualwrite.max_result_size: most a remote call may receive (kB) */
+enum ReconcileFigures { kFiguresFingerprint = 0, kFiguresSha256 = 1 };
+extern int reconcile_figures;    /* dualwrite.reconcile_figures: ReconcileFigures */
 
 /* Sync mode (src/sync). */
 enum SyncFailure { kSyncFailError = 0, kSyncFailQueue = 1 };

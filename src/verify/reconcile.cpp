@@ -199,6 +199,7 @@ dualwrite_reconcile(PG_FUNCTION_ARGS)
 	run.conn = verify::ConnectModern(cfg);
 	verify::CheckTarget(&run);
 	verify::CheckKeyTypes(&run);
+	verify::ChooseFigures(&run);
 
 	verify::Tracking tracking = verify::BeginRun(cfg->relid, full);
 	if (tracking.reason != nullptr) {

@@ -2,7 +2,8 @@
  * reconcile.hpp
  *    The parts of dualwrite.reconcile() (reconcile.cpp is the entry):
  *    comparing rows (leaf.cpp), bisecting a whole table (bisect.cpp),
- *    comparing the changed keys only (incremental.cpp) and repairing
+ *    comparing the changed keys only (incremental.cpp), the fast bucket
+ *    figures (fingerprint.cpp) and repairing
  *    (repair.cpp).
  *
  * A run finds differences in two steps: candidates (from bisection or
@@ -34,6 +35,8 @@ struct Run {
 	int nkey;
 	int *keycols; /* indexes in cfg->columns of the key columns */
 	PGconn *conn;
+	bool fingerprints;       /* buckets compared by fingerprints (else SHA-256 figures) */
+	bool *modern_plain_text; /* per codec: the modern column is text or varchar */
 	int64 bytes;         /* across the network (approximate) */
 	int64 rows_compared; /* legacy rows (full) or keys (incremental) */
 	Difference *diffs;
@@ -52,6 +55,17 @@ void Recheck(Run *run);
 /* bisect.cpp: candidates of the whole table (a full run); counts the
  * legacy rows in rows_compared. */
 void Bisect(Run *run);
+
+/* fingerprint.cpp: the fast bucket figures (core/fingerprint.hpp).
+ * ChooseFigures() sets run->fingerprints (dualwrite.reconcile_figures,
+ * the modern server's version) and reads what it needs of the modern
+ * columns; FingerprintQuery() is the query for either side (text columns
+ * g, row_count, figure); LegacyFingerprints() runs it on legacy, out[g]
+ * per group; ParseFingerprint() reads one modern result row. */
+void ChooseFigures(Run *run);
+char *FingerprintQuery(const Run *run, bool modern, const char *cond, const char *group);
+void LegacyFingerprints(const Run *run, const char *cond, const char *group, int ngroups, Checksum *out);
+bool ParseFingerprint(const char *count, const char *figure, Checksum *out);
 
 /* repair.cpp: append the repair of d to the outbox (caller's transaction). */
 void Repair(Run *run, const Difference &d);
