@@ -3,8 +3,11 @@
  *    The full run of reconcile: find the rows in which the two tables may
  *    differ by bisecting KEY RANGES, level by level.
  *
- * Level by level, starting with the whole table, for every range whose
- * figures (row count, sum of row digests: checksum.hpp) differ:
+ * The figures of a range: (row count, sum of row fingerprints:
+ * core/fingerprint.hpp), or with dualwrite.reconcile_figures = sha256 (or a
+ * modern server before 14) the SHA-256 figures of checksum.hpp.  With
+ * fingerprints the whole table's figures come first (one pass of each
+ * side); then, level by level, for every range whose figures differ:
  *  - legacy reads the range's keys once in key order (an index scan) and
  *    takes the keys where kFanout tiles of equal row count start
  *    (quantiles of the actual keys, so big key gaps do not matter);
@@ -14,8 +17,8 @@
  *    meanwhile (the same CASE, digests in C++);
  *  - buckets whose figures differ go to the next level; a range of at most
  *    kLeafRows legacy rows is compared row by row (leaf.cpp).
- * Equal tables cost one pass of each side (the root's buckets), and move
- * kFanout figures each way.
+ * Equal tables cost one pass of each side (with SHA-256 figures: the
+ * root's buckets, and kFanout figures each way).
  * With d differences this moves O(d * kFanout * log_kFanout n) figures
  * and O(d * kLeafRows) row digests; each level reads each differing range
  * once on each side.
